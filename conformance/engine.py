@@ -1,0 +1,547 @@
+"""Generated testing: Schemathesis explores the API from the spec and its findings become rule evidence.
+
+How it is driven, and why: in process, through the engine the `schemathesis run` CLI itself drives
+(`schemathesis.engine.from_schema(schema).execute()`), reading its event stream.
+
+* Phases, workers, budgets and shrinking behave exactly as in `schemathesis run`, which is what the
+  field notes measured; the pytest route (`@schema.parametrize`, `as_state_machine`) would need a pytest
+  session inside our run and re-implements the phase plan.
+* Every `ScenarioFinished` event carries a recorder holding each case, each check result (with the
+  `Failure` object: code, title, message) and each request and response as objects, so a failure becomes
+  evidence without parsing text; a subprocess with `--report ndjson` gives the same data as JSON to parse.
+* No subprocess: the key never appears on a command line (visible in `ps`), and there is no second
+  interpreter start-up or report file to clean.
+The cost is leaning on a less documented API; `failure_map` pins what we read, and the tests run real
+Schemathesis against small servers.
+
+Isolation from the integrator's environment: the configuration is built here from a dict
+(`schemathesis.Config.from_dict`) and handed to the loader, so a `schemathesis.toml` in the working
+directory is never discovered; every check we do not map is switched off (also custom checks someone
+registered with `@schemathesis.check`); Hypothesis writes its caches into a temporary directory instead of
+`./.hypothesis`, and Schemathesis' own cache is disabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import schemathesis
+from schemathesis.config import ConfigError
+from schemathesis.engine import Status, StopReason, events, from_schema
+from schemathesis.engine.errors import ServerUnavailable, UnhealthyAPIError, UnresponsiveOperationError
+from schemathesis.engine.run import TESTING_PHASES
+from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
+
+from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
+from conformance.errors import ConformanceError, TransportError, UsageError
+from conformance.failure_map import (
+    ENGINE_RULES,
+    EXCLUDED_CHECKS,
+    OPTIONAL_OPERATION_STATUSES,
+    PASSABLE_RULES,
+    ROWS,
+    Observation,
+    Row,
+    checks_for,
+    route,
+)
+from conformance.results import Evidence, Exchange
+from enginy_spec import OPENAPI_PATH, Catalogue, Rule, load_spec, operations
+
+if TYPE_CHECKING:
+    from schemathesis.core.failures import Failure
+    from schemathesis.engine.recorder import ScenarioRecorder
+    from schemathesis.schemas import BaseSchema
+
+    from conformance.settings import Profile, RunSettings
+
+__all__ = ["BUDGETS", "ENGINE_RULES", "Budget", "EngineError", "build_config", "judge_generated"]
+
+PHASES: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Two workers are two threads running Hypothesis, which parses lambda sources with `ast.parse` to
+# describe strategies; on Python 3.11 concurrent parses crash with "SystemError: AST constructor
+# recursion depth mismatch" (CPython gh-106905). The field notes saw it at 3+ workers; our own test runs
+# hit it at 2 as well (about 1 run in 6), so 3.11 runs single-threaded. Against a local server the
+# second worker bought nothing measurable anyway (the engine is CPU-bound on generation).
+_MAX_WORKERS = 2 if sys.version_info >= (3, 12) else 1
+# Network errors on this many operations with not one answer anywhere means nothing is listening.
+_UNREACHABLE_AFTER = 3
+_MAX_EXCHANGES = 4  # per evidence: the failing request and the few that led to it (stateful chains)
+_MAX_MESSAGE = 2000
+
+
+class EngineError(ConformanceError):
+    """Schemathesis itself failed (a crash, an unsatisfiable schema): a tool problem, not a verdict.
+
+    `evidence` holds what the run had found before the error, for callers that want to show it anyway.
+    """
+
+    def __init__(self, message: str, *, evidence: Sequence[Evidence] = ()) -> None:
+        super().__init__(message)
+        self.evidence = tuple(evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How much generated testing a profile buys.
+
+    `max_examples` bounds the fuzzing phase per operation and the number of stateful scenarios; the
+    examples and coverage phases are deterministic and come on top (about 700 requests for this spec).
+    """
+
+    max_examples: int
+    stateful_steps: int
+    phases: tuple[str, ...] = PHASES
+
+
+# quick: a pre-push check against a local server, under a minute; full: a release gate, under 5 minutes.
+# Figures measured against the reference mock are in docs/benchmarks.md ("Conformance suite").
+BUDGETS: Mapping[Profile, Budget] = {
+    "quick": Budget(max_examples=10, stateful_steps=5),
+    "full": Budget(max_examples=100, stateful_steps=10),
+}
+
+
+def judge_generated(
+    settings: RunSettings,
+    catalogue: Catalogue,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+    budget: Budget | None = None,
+) -> list[Evidence]:
+    """Run Schemathesis against `settings.base_url` and return evidence about the rules it can judge.
+
+    `budget` replaces the profile's budget (`BUDGETS[settings.profile]`); tests and the benchmark use it.
+    Returns [] without sending anything when no engine-judged rule is selected or on a dry run. Raises
+    `TransportError` when not a single request got an answer, `EngineError` when Schemathesis itself
+    failed, `UsageError` when the settings cannot be turned into a Schemathesis configuration.
+    """
+    rules = _selected_rules(settings, catalogue)
+    if not rules or settings.dry_run:
+        return []
+    budget = budget or BUDGETS[settings.profile]
+    needed = estimated_writes(budget)
+    if settings.max_writes is not None and settings.max_writes < needed:
+        reason = (
+            f"Generated testing was not run: profile {settings.profile} sends at least {needed} write "
+            f"requests (POST/PUT/PATCH; {budget.max_examples} per write operation in the fuzzing phase "
+            "alone), "
+            f"more than --max-writes {settings.max_writes} allows; raise or unset --max-writes to run it."
+        )
+        progress(reason)
+        return [
+            Evidence(rule_id=rule.id, outcome="skipped", source="schemathesis", message=reason)
+            for rule in rules
+        ]
+
+    checks = checks_for(rule.id for rule in rules)
+    config = build_config(settings, budget, checks=checks)
+    schema = _load_schema(settings, config)
+    progress(
+        f"generated testing: Schemathesis {schemathesis.__version__}, profile {settings.profile}, phases "
+        f"{', '.join(budget.phases)}, {budget.max_examples} examples per operation, "
+        f"checks {', '.join(checks)}"
+    )
+    collector = _Collector(
+        rules={rule.id: rule for rule in rules},
+        redactor=Redactor(secret=settings.api_key, header=settings.api_key_header),
+        progress=progress,
+    )
+    started = time.monotonic()
+    with _hypothesis_home_outside_cwd():
+        stream = from_schema(schema).execute()
+        for event in stream:
+            collector.feed(event)
+            if collector.unreachable and not collector.stopping:
+                collector.stopping = True
+                stream.stop()  # the stream still ends with EngineFinished; keep reading until then
+    return collector.finish(base_url=settings.base_url, elapsed=time.monotonic() - started)
+
+
+def estimated_writes(budget: Budget) -> int:
+    """A floor for the write requests a profile sends: the fuzzing phase alone, per write operation."""
+    writes = sum(1 for op in operations().values() if op.method in _WRITE_METHODS)
+    return writes * budget.max_examples
+
+
+def build_config(settings: RunSettings, budget: Budget, *, checks: Sequence[str]) -> schemathesis.Config:
+    """The whole Schemathesis configuration, built here so that no schemathesis.toml can change it.
+
+    The base URL and the key are not in it: they come from the user, and values in a config dict get
+    `${VAR}` interpolation, so they are set on the loaded schema with `schema.config.update(...)`.
+    """
+    enabled = set(checks)
+    check_section: dict[str, Any] = {"enabled": False}  # off by default: custom checks stay off too
+    for name in checks:
+        check_section[name] = {"enabled": True}
+    for name in EXCLUDED_CHECKS:
+        if name != "max_response_time":  # a bare number in the schema; leaving it unset keeps it off
+            check_section[name] = {"enabled": False}
+    data: dict[str, Any] = {
+        "seed": settings.seed,
+        "workers": max(1, min(settings.workers, _MAX_WORKERS)),
+        "request-timeout": settings.timeout,
+        # Server hiccups are findings (SERVER-NO-5XX), not something to paper over with retries.
+        "request-retries": 0,
+        # The crash cache would land in ./.schemathesis/ and replay old failures into a new verdict.
+        "cache": {"enabled": False},
+        # Generation speed on a busy CI box is not a property of the server under test.
+        "suppress-health-check": ["too_slow"],
+        "generation": {"database": "none", "max-examples": budget.max_examples, "mode": "all"},
+        "phases": {
+            "examples": {"enabled": "examples" in budget.phases},
+            # unexpected-methods feeds only unsupported_method, which we exclude: don't send those requests.
+            "coverage": {"enabled": "coverage" in budget.phases, "unexpected-methods": []},
+            "fuzzing": {"enabled": "fuzzing" in budget.phases},
+            "stateful": {"enabled": "stateful" in budget.phases, "max-steps": budget.stateful_steps},
+        },
+        "checks": check_section,
+        "operations": _optional_operation_overrides(enabled),
+    }
+    try:
+        return schemathesis.Config.from_dict(data)
+    except ConfigError as ex:  # our own dict: a bug here, but say so in the tool's words
+        raise UsageError(
+            f"The generated Schemathesis configuration was refused ({ex}); report this bug."
+        ) from ex
+
+
+def _optional_operation_overrides(enabled: set[str]) -> list[dict[str, Any]]:
+    # USERS-OPTIONAL: "404, 405 or 501: feature off, treated as 'not implemented' (not an error)". So on
+    # GET /users those statuses are neither a server error nor a refusal of a valid request.
+    overrides = []
+    for operation_id, statuses in OPTIONAL_OPERATION_STATUSES.items():
+        section: dict[str, Any] = {}
+        extra = [str(status) for status in statuses]
+        if "not_a_server_error" in enabled:
+            section["not_a_server_error"] = {"expected-statuses": ["2xx", "3xx", "4xx", *extra]}
+        if "positive_data_acceptance" in enabled:
+            accepted = ["2xx", "3xx", "401", "403", "409", "429", "5xx"]
+            section["positive_data_acceptance"] = {"expected-statuses": [*accepted, *extra]}
+        if section:
+            overrides.append({"include-operation-id": operation_id, "checks": section})
+    return overrides
+
+
+def _selected_rules(settings: RunSettings, catalogue: Catalogue) -> tuple[Rule, ...]:
+    only = set(settings.only)
+    return tuple(rule for rule in catalogue if rule.id in ENGINE_RULES and (not only or rule.id in only))
+
+
+def _load_schema(settings: RunSettings, config: schemathesis.Config) -> BaseSchema:
+    # The spec names the key header X-API-Key, but integrators may configure another one. Schemathesis
+    # takes the header to send from our config, and the header to strip or spoil for ignored_auth from the
+    # security scheme, so the scheme must name the configured header too.
+    document = load_spec()
+    scheme_names = [
+        name
+        for name, scheme in document.get("components", {}).get("securitySchemes", {}).items()
+        if scheme.get("type") == "apiKey" and scheme.get("in") == "header"
+    ]
+    schemes = document["components"]["securitySchemes"] if scheme_names else {}
+    if all(schemes[name]["name"].lower() == settings.api_key_header.lower() for name in scheme_names):
+        schema = schemathesis.openapi.from_path(OPENAPI_PATH, config=config)
+    else:
+        rewritten = copy.deepcopy(document)
+        for name in scheme_names:
+            rewritten["components"]["securitySchemes"][name]["name"] = settings.api_key_header
+        schema = schemathesis.openapi.from_dict(rewritten, config=config)
+    try:
+        schema.config.update(base_url=settings.base_url, headers={settings.api_key_header: settings.api_key})
+    except ConfigError as ex:
+        raise UsageError(
+            f"The base URL {settings.base_url!r} is not usable ({ex}); pass an http(s) URL."
+        ) from ex
+    return schema
+
+
+@contextlib.contextmanager
+def _hypothesis_home_outside_cwd() -> Iterator[None]:
+    """Point Hypothesis' storage (constants and unicode caches) at a temporary directory for the run.
+
+    `generation.database = "none"` stops the example database but Hypothesis still creates ./.hypothesis;
+    a run must not leave files in the integrator's checkout. An explicit HYPOTHESIS_STORAGE_DIRECTORY wins.
+    """
+    import hypothesis.configuration as hypothesis_configuration
+
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    # The module keeps the chosen directory in a plain module global (no name mangling at module level).
+    previous = getattr(hypothesis_configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="enginy-conformance-hypothesis-") as directory:
+        hypothesis_configuration.set_hypothesis_home_dir(directory)
+        try:
+            yield
+        finally:
+            hypothesis_configuration.set_hypothesis_home_dir(previous)
+
+
+@dataclass(slots=True)
+class _PhaseTally:
+    started: float
+    cases: int = 0
+    operations: set[str] = field(default_factory=set)
+    failures: int = 0
+
+
+@dataclass(slots=True)
+class _PassTally:
+    answers: set[str] = field(default_factory=set)  # case ids: three checks may judge one answer
+    operations: set[str] = field(default_factory=set)
+    phases: dict[str, None] = field(default_factory=dict)  # ordered set
+    checks: dict[str, None] = field(default_factory=dict)
+
+
+# Which generated requests a passing check says something about: negative_data_rejection also "passes"
+# on valid requests, and positive_data_acceptance on invalid ones; those passes prove nothing.
+_PASS_NEEDS_MODE: Mapping[str, bool] = {"negative_data_rejection": True, "positive_data_acceptance": False}
+
+
+@dataclass(slots=True)
+class _Collector:
+    """Reads the event stream and keeps what becomes evidence, in the order it was found."""
+
+    rules: Mapping[str, Rule]
+    redactor: Redactor
+    progress: Callable[[str], None]
+    found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
+    passes: dict[str, _PassTally] = field(default_factory=dict)
+    phases: dict[str, _PhaseTally] = field(default_factory=dict)
+    answers: int = 0
+    unreachable_operations: set[str] = field(default_factory=set)
+    first_network_error: str = ""
+    tool_errors: list[str] = field(default_factory=list)
+    stop_reason: StopReason | None = None
+    interrupted: bool = False
+    stopping: bool = False
+
+    @property
+    def unreachable(self) -> bool:
+        return self.answers == 0 and len(self.unreachable_operations) >= _UNREACHABLE_AFTER
+
+    def feed(self, event: events.EngineEvent) -> None:
+        if isinstance(event, events.PhaseStarted) and event.phase.name in TESTING_PHASES:
+            self.phases[event.phase.name.value] = _PhaseTally(started=time.monotonic())
+            self.progress(f"generated testing: {event.phase.name.value} phase started")
+        elif isinstance(event, events.PhaseFinished) and event.phase.name in TESTING_PHASES:
+            self._phase_finished(event)
+        elif isinstance(event, events.ScenarioFinished):
+            self._scenario(event)
+        elif isinstance(event, events.NonFatalError):
+            self._error(event)
+        elif isinstance(event, events.FatalError):
+            self.tool_errors.append(f"Schemathesis stopped with an internal error: {event.exception!r}")
+        elif isinstance(event, events.Interrupted):
+            self.interrupted = True
+        elif isinstance(event, events.EngineFinished):
+            self.stop_reason = event.stop_reason
+
+    def _phase_finished(self, event: events.PhaseFinished) -> None:
+        name = event.phase.name.value
+        tally = self.phases.get(name)
+        if tally is None:
+            reason = event.phase.skip_reason.value if event.phase.skip_reason else "not run"
+            self.progress(f"generated testing: {name} phase skipped ({reason})")
+            return
+        self.progress(
+            f"generated testing: {name} phase finished ({event.status.value}): {tally.cases} requests over "
+            f"{len(tally.operations)} operations, {tally.failures} findings, "
+            f"{time.monotonic() - tally.started:.1f} s"
+        )
+
+    def _scenario(self, event: events.ScenarioFinished) -> None:
+        recorder = event.recorder
+        phase = event.phase.value
+        tally = self.phases.get(phase)
+        self.answers += sum(1 for item in recorder.interactions.values() if item.response is not None)
+        if tally is not None:
+            tally.cases += len(recorder.interactions)
+            tally.operations.update(node.value.operation.label for node in recorder.cases.values())
+        for case_id, nodes in recorder.checks.items():
+            node = recorder.cases.get(case_id)
+            if node is None:
+                continue
+            case = node.value
+            for check in nodes:
+                if check.failure_info is not None:
+                    if (
+                        self._failure(recorder, case_id, check.name, check.failure_info.failure, phase)
+                        and tally
+                    ):
+                        tally.failures += 1
+                elif check.status == Status.SUCCESS:
+                    self._pass(recorder, case_id, check.name, case, phase)
+
+    def _status(self, recorder: ScenarioRecorder, case_id: str) -> int | None:
+        response = recorder.find_response(case_id=case_id)
+        return response.status_code if response is not None else None
+
+    def _pass(self, recorder: ScenarioRecorder, case_id: str, check: str, case: Any, phase: str) -> None:
+        status = self._status(recorder, case_id)
+        row = route(Observation(check=check, operation=case.operation.label, status=status))
+        if row is None or row.rule not in self.rules or row.rule not in PASSABLE_RULES or status is None:
+            return
+        if check in _PASS_NEEDS_MODE:
+            meta = case.meta
+            negative = meta is not None and meta.generation.mode.is_negative
+            if negative != _PASS_NEEDS_MODE[check]:
+                return
+        tally = self.passes.setdefault(row.rule, _PassTally())
+        tally.answers.add(case_id)
+        tally.operations.add(case.operation.label)
+        tally.phases[phase] = None
+        tally.checks[check] = None
+
+    def _failure(
+        self, recorder: ScenarioRecorder, parent_id: str, check: str, failure: Failure, phase: str
+    ) -> bool:
+        case_id = failure.case_id or parent_id
+        node = recorder.cases.get(case_id) or recorder.cases[parent_id]
+        operation = failure.operation or node.value.operation.label
+        status = self._status(recorder, case_id)
+        probe: Literal["no-key", "wrong-key"] | None = None
+        if isinstance(failure, IgnoredAuth):
+            probe = "no-key" if failure.scenario == AuthScenario.NO_AUTH else "wrong-key"
+        row = route(Observation(check=check, operation=operation, status=status, auth_probe=probe))
+        if row is None or row.rule not in self.rules:
+            return False
+        key = (row.rule, operation, failure.title)
+        if key in self.found:
+            return True
+        rule = self.rules[row.rule]
+        message = self.redactor.text(
+            f"{failure.title} [{failure.code}] on {operation}: {failure.message}".strip()
+        )
+        detail = next((line.strip() for line in failure.message.splitlines() if line.strip()), failure.title)
+        actual = f"HTTP {status}: {detail}" if status is not None else detail
+        self.found[key] = Evidence(
+            rule_id=row.rule,
+            outcome="failed" if rule.level == "MUST" else "warning",
+            source=f"schemathesis:{phase}",
+            message=_clip(message.rstrip(":").strip()),
+            expected=row.expected,
+            actual=_clip(self.redactor.text(actual)),
+            exchanges=self._chain(recorder, case_id),
+        )
+        return True
+
+    def _chain(self, recorder: ScenarioRecorder, case_id: str) -> tuple[Exchange, ...]:
+        # The failing request last, after the ones that led to it (stateful links, the ignored_auth probe's
+        # authenticated original), so the report reads in the order a reader would replay them.
+        chain = []
+        for case in recorder.iter_chain_cases(case_id=case_id):
+            interaction = recorder.interactions.get(case.id)
+            if interaction is not None:
+                chain.append(exchange_from_interaction(interaction, self.redactor))
+        return tuple(chain[-_MAX_EXCHANGES:])
+
+    def _error(self, event: events.NonFatalError) -> None:
+        error = event.value
+        info = event.info
+        where = event.label or "the run"
+        if _is_server_side(error):
+            import requests
+
+            self.unreachable_operations.add(where)
+            text = f"{info.title}: {info.message}"
+            self.first_network_error = self.first_network_error or text
+            if "SERVER-NO-5XX" not in self.rules:
+                return
+            key = ("SERVER-NO-5XX", where, info.title)
+            if key in self.found:
+                return
+            request = getattr(error, "request", None)
+            exchanges: tuple[Exchange, ...] = ()
+            if isinstance(request, requests.PreparedRequest):
+                exchanges = (exchange_from_prepared(request, self.redactor, error=text),)
+            rule = self.rules["SERVER-NO-5XX"]
+            phase = event.phase.value if event.phase is not None else "run"
+            self.found[key] = Evidence(
+                rule_id="SERVER-NO-5XX",
+                outcome="failed" if rule.level == "MUST" else "warning",
+                source=f"schemathesis:{phase}",
+                message=_clip(self.redactor.text(f"The server did not answer on {where}: {text}")),
+                expected=_row_for("SERVER-NO-5XX").expected,
+                actual=_clip(self.redactor.text(f"no answer: {info.message}")),
+                exchanges=exchanges,
+            )
+            return
+        phase = f" in the {event.phase.value} phase" if event.phase is not None else ""
+        self.tool_errors.append(self.redactor.text(f"{info.title} on {where}{phase}: {info.message}"))
+
+    def finish(self, *, base_url: str, elapsed: float) -> list[Evidence]:
+        if self.interrupted and not self.stopping:  # our own stop() also ends the stream "interrupted"
+            raise KeyboardInterrupt
+        evidence = list(self.found.values())
+        if self.answers == 0 and self.unreachable_operations:
+            raise TransportError(
+                f"Schemathesis could not reach {base_url} ({self.first_network_error}); check that the "
+                "server is running and that the base URL is right."
+            )
+        silent = self.stop_reason == StopReason.SERVER_UNAVAILABLE and "SERVER-NO-5XX" in self.rules
+        if silent and not any(item.rule_id == "SERVER-NO-5XX" for item in evidence):
+            evidence.append(
+                Evidence(
+                    rule_id="SERVER-NO-5XX",
+                    outcome="failed" if self.rules["SERVER-NO-5XX"].level == "MUST" else "warning",
+                    source="schemathesis:run",
+                    message="The server stopped responding during generated testing.",
+                    expected=_row_for("SERVER-NO-5XX").expected,
+                    actual="no answers after a point in the run",
+                )
+            )
+        if self.tool_errors:
+            listed = "; ".join(dict.fromkeys(self.tool_errors))
+            raise EngineError(
+                f"Schemathesis failed internally, so generated testing is incomplete ({listed}). This is a "
+                "problem of the tool, not a verdict about the server: rerun, and report it if it persists.",
+                evidence=evidence,
+            )
+        failed_rules = {item.rule_id for item in evidence}
+        for rule_id, tally in self.passes.items():
+            if rule_id in failed_rules:
+                continue
+            evidence.append(
+                Evidence(
+                    rule_id=rule_id,
+                    outcome="passed",
+                    source="schemathesis:" + "+".join(tally.phases),
+                    message=(
+                        f"Schemathesis checked {len(tally.answers)} answers from {len(tally.operations)} "
+                        f"operations with {', '.join(tally.checks)} and found none breaking this rule."
+                    ),
+                    expected=_row_for(rule_id).expected,
+                    actual=f"no violation in {len(tally.answers)} answers",
+                )
+            )
+        self.progress(
+            f"generated testing: finished in {elapsed:.1f} s, {self.answers} answers, "
+            f"{len(self.found)} findings"
+        )
+        return evidence
+
+
+def _is_server_side(error: Exception) -> bool:
+    """Errors that are the server's doing (no answer, resets, time-outs), as opposed to the tool's."""
+    import requests
+
+    server_side = (requests.RequestException, UnhealthyAPIError, UnresponsiveOperationError)
+    return isinstance(error, (*server_side, ServerUnavailable))
+
+
+def _row_for(rule_id: str) -> Row:
+    return next(row for row in ROWS if row.rule == rule_id)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
