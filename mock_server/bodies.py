@@ -1,0 +1,124 @@
+"""Reading request bodies (size-capped, strict JSON) and writing JSON answers.
+
+Hostile input stops here as a 4xx: a body over the limit (413, judged from Content-Length before
+reading and again by capping the read), bytes that are not UTF-8, text that is not JSON, ``NaN`` or
+``Infinity``, numbers too large to represent, and nesting deeper than ``MAX_DEPTH`` (deep nesting
+would otherwise reach the recursion limit in the JSON encoder or the validator).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import falcon
+
+from mock_server.errors import InternalError, InvalidBody, MalformedBody, PayloadTooLarge
+from mock_server.runtime import Runtime, note
+from mock_server.validation import field_path
+
+__all__ = ["MAX_DEPTH", "dumps", "json_body", "parse_json", "read_body"]
+
+MAX_DEPTH = 64
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; ``ensure_ascii`` (the default) keeps lone surrogates encodable."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of body, refusing more with 413; keep them for the journal."""
+    length = req.content_length  # Falcon answers 400 itself for a malformed Content-Length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"The body is {length} bytes; this server accepts at most {limit}.")
+    raw = req.bounded_stream.read(limit + 1)
+    req.context.raw_body = raw[:limit]
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes, the most this server accepts.")
+    return raw
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    # Iterative, so the check itself cannot hit the recursion limit.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            if depth > limit:
+                return True
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON from bytes, or MalformedBody saying what is wrong."""
+    if not raw.strip():
+        raise MalformedBody("A JSON body is required.", why="malformed body: empty")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        raise MalformedBody(f"The body is not valid UTF-8 (byte {ex.start}).") from ex
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as ex:
+        raise MalformedBody(
+            f"The body is not valid JSON: {ex.msg} at line {ex.lineno} column {ex.colno}."
+        ) from ex
+    except RecursionError as ex:
+        raise MalformedBody(f"The body is nested more than {MAX_DEPTH} levels deep.") from ex
+    except ValueError as ex:
+        # NaN/Infinity, numbers beyond float range, integers beyond Python's digit limit.
+        raise MalformedBody(f"The body is not valid JSON: {str(ex)[:120]}.") from ex
+    if _depth_exceeds(value, MAX_DEPTH):
+        raise MalformedBody(f"The body is nested more than {MAX_DEPTH} levels deep.")
+    return value
+
+
+def _first_empty_string(value: Any, path: list[str | int]) -> str | None:
+    if value == "":
+        return field_path(path)
+    items: Any = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
+    for key, child in items:
+        found = _first_empty_string(child, [*path, key])
+        if found is not None:
+            return found
+    return None
+
+
+def json_body(rt: Runtime, req: falcon.Request, operation_id: str) -> Any:
+    """Read, parse and validate the body of ``operation_id``; the faults that bend input handling act here."""
+    raw = read_body(req, rt.config.max_body_bytes)
+    try:
+        body = parse_json(raw)
+    except MalformedBody:
+        if raw.strip() and rt.applies(req, "INPUT-MALFORMED-JSON"):
+            raise InternalError("The server failed while reading the body.") from None
+        raise
+    if rt.active("INPUT-VALID-ACCEPTED"):
+        empty = _first_empty_string(body, [])
+        if empty is not None and rt.applies(req, "INPUT-VALID-ACCEPTED"):
+            raise InvalidBody(f"{empty} must not be empty.")
+    fill = rt.active("INPUT-MISSING-REQUIRED")
+    coerce = rt.active("INPUT-INVALID-REJECTED")
+    body, repairs = rt.validators.check_body(operation_id, body, fill_missing=fill, coerce_invalid=coerce)
+    for repair in repairs:
+        fault = "INPUT-MISSING-REQUIRED" if repair.action == "filled" else "INPUT-INVALID-REJECTED"
+        note(req, f"fault {fault}")
+        note(req, str(repair))
+    return body

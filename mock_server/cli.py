@@ -1,0 +1,337 @@
+"""The ``enginy-mock`` command: serve the reference mock of the Enginy Custom CRM API with waitress."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import signal
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from enginy_spec import load_catalogue
+from mock_server.app import create_app
+from mock_server.config import DEFAULT_API_KEY_HEADER, DEFAULT_MAX_BODY_BYTES, MockConfig
+from mock_server.errors import MisconfigurationError
+from mock_server.faults import FAULTS, Fault, parse_faults
+from mock_server.journal import redact
+from mock_server.serving import MockServer
+from mock_server.storage import MemoryStore, SqliteStore, Store
+
+__all__ = ["cli", "fault_catalogue", "main"]
+
+PROG = "enginy-mock"
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _OneLineUsageError(click.UsageError):
+    """Usage errors as one line on stderr, exit 2: other programs start the mock and read its output."""
+
+    def show(self, file: Any = None) -> None:
+        message = " ".join(self.format_message().split())
+        click.echo(f"{PROG}: error: {message} (see '{PROG} --help')", err=True)
+
+
+class _Command(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _OneLineUsageError:
+            raise
+        except click.UsageError as ex:
+            raise _OneLineUsageError(ex.format_message(), ctx) from None
+
+
+def _usage(message: str) -> NoReturn:
+    raise _OneLineUsageError(message)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Every log line passes through the same redaction as the journal, tracebacks included."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
+def _configure_logging(level: str, secrets: Sequence[str]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter(secrets))
+    handler.set_name(PROG)
+    for name, floor in (("mock_server", logging.DEBUG), ("waitress", logging.WARNING)):
+        log = logging.getLogger(name)
+        # Replace our handler from a previous run in this process (tests invoke the command repeatedly).
+        log.handlers = [h for h in log.handlers if h.get_name() != PROG] + [handler]
+        log.setLevel(max(getattr(logging, level.upper()), floor))
+        log.propagate = False
+
+
+def fault_catalogue() -> list[dict[str, Any]]:
+    """The fault profiles as ``--list-faults --json`` prints them."""
+    catalogue = load_catalogue()
+
+    def entry(fault: Fault) -> dict[str, Any]:
+        rule = fault.rule
+        return {
+            "id": fault.id,
+            "kind": fault.kind,
+            "rule": rule,
+            "level": catalogue.get(rule).level if rule else None,
+            "description": fault.description,
+            "params": {
+                param.name: {"default": param.default, "description": param.description}
+                for param in fault.params
+            },
+            "also_breaks": list(fault.also_breaks),
+        }
+
+    return [entry(fault) for fault in FAULTS]
+
+
+def _print_faults(as_json: bool) -> None:
+    entries = fault_catalogue()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    width = max(len(entry["id"]) for entry in entries)
+    for entry in entries:
+        level = entry["level"] or "-"
+        click.echo(f"{entry['id']:<{width}}  {level:<6}  {entry['description']}")
+        if entry["params"]:
+            defaults = ", ".join(f"{name}={spec['default']:g}" for name, spec in entry["params"].items())
+            click.echo(f"{'':<{width}}  {'':<6}  params: {defaults}")
+        if entry["also_breaks"]:
+            click.echo(f"{'':<{width}}  {'':<6}  also breaks: {', '.join(entry['also_breaks'])}")
+    click.echo(f"\n{len(entries)} faults. Select with --fault ID or --fault ID:NAME=VALUE[,NAME=VALUE].")
+
+
+def _read_seed(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as ex:
+        _usage(f"cannot read --seed-data {path}: {ex.strerror or ex}.")
+    except (UnicodeDecodeError, json.JSONDecodeError) as ex:
+        _usage(f"--seed-data {path} is not a JSON document: {ex}.")
+
+
+def _open_store(db: Path | None) -> Store:
+    if db is None:
+        return MemoryStore()
+    try:
+        return SqliteStore(db)
+    except (sqlite3.Error, OSError) as ex:
+        _usage(f"cannot open --db {db} as a SQLite database: {ex}.")
+
+
+@click.command(
+    cls=_Command,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "terminal_width": 100},
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="ENGINY_MOCK_HOST",
+    show_envvar=True,
+    help="Interface to bind.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    envvar="ENGINY_MOCK_PORT",
+    show_envvar=True,
+    help="Port to bind; 0 picks a free one.",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    metavar="KEY",
+    envvar=["ENGINY_MOCK_API_KEY", "ENGINY_API_KEY"],
+    show_envvar=True,
+    help="An accepted API key (repeatable; required).",
+)
+@click.option(
+    "--api-key-header",
+    default=DEFAULT_API_KEY_HEADER,
+    show_default=True,
+    metavar="NAME",
+    envvar="ENGINY_MOCK_API_KEY_HEADER",
+    show_envvar=True,
+    help="Header carrying the key (matched case-insensitively).",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ENGINY_MOCK_DB",
+    show_envvar=True,
+    help="Keep records in this SQLite file (every acknowledged write survives a crash). Default: memory.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="ID[:NAME=VALUE,...]",
+    envvar="ENGINY_MOCK_FAULT",
+    show_envvar=True,
+    help="Switch a fault profile on (repeatable); see --list-faults.",
+)
+@click.option(
+    "--fault-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    envvar="ENGINY_MOCK_FAULT_SEED",
+    show_envvar=True,
+    help="Seed for the random draws of transport faults.",
+)
+@click.option(
+    "--seed-data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ENGINY_MOCK_SEED_DATA",
+    show_envvar=True,
+    help='JSON file of records loaded at start and on reset: {"tasks": [...], ...}.',
+)
+@click.option(
+    "--admin-token",
+    metavar="TOKEN",
+    envvar="ENGINY_MOCK_ADMIN_TOKEN",
+    show_envvar=True,
+    help="Token for /__admin/ (header X-Admin-Token). Default: generated, printed to stderr.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    envvar="ENGINY_MOCK_MAX_BODY_BYTES",
+    show_envvar=True,
+    help="Larger bodies are answered 413.",
+)
+@click.option(
+    "--no-users",
+    is_flag=True,
+    envvar="ENGINY_MOCK_NO_USERS",
+    show_envvar=True,
+    help="Do not implement GET /users (answers 404, Enginy's opt-out).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    envvar="ENGINY_MOCK_THREADS",
+    show_envvar=True,
+    help="waitress worker threads.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(_LOG_LEVELS),
+    default="info",
+    show_default=True,
+    envvar="ENGINY_MOCK_LOG_LEVEL",
+    show_envvar=True,
+    help="info logs one access line per request.",
+)
+@click.option("--list-faults", is_flag=True, help="Print the fault profiles and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --list-faults: print them as JSON.")
+def cli(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    api_key_header: str,
+    db: Path | None,
+    faults: tuple[str, ...],
+    fault_seed: int,
+    seed_data: Path | None,
+    admin_token: str | None,
+    max_body_bytes: int,
+    no_users: bool,
+    threads: int,
+    log_level: str,
+    list_faults: bool,
+    as_json: bool,
+) -> None:
+    """Serve the reference mock of the Enginy Custom CRM API: the 15 operations of spec/openapi.yaml
+    with real state, spec-validated input, and fault profiles that break one catalogue rule each.
+
+    On start it prints one line, "enginy-mock listening on http://HOST:PORT", to stdout. It stops
+    cleanly on SIGINT or SIGTERM. Every option can also come from the environment variable shown.
+
+    \b
+    Example:
+      enginy-mock --port 0 --api-key test-key
+      enginy-mock --api-key test-key --db mock.db --fault TASK-BATCH-ROUTE --fault latency:ms=200
+      enginy-mock --list-faults --json
+      curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:8080/__admin/journal
+    """
+    if as_json and not list_faults:
+        _usage("--json only goes with --list-faults.")
+    if list_faults:
+        _print_faults(as_json)
+        return
+    if not api_keys:
+        _usage("give at least one --api-key KEY (or set ENGINY_API_KEY).")
+    generated_token = admin_token is None
+    token = admin_token if admin_token is not None else secrets.token_urlsafe(24)
+    try:
+        parse_faults(faults)
+        config = MockConfig(
+            api_keys=api_keys,
+            admin_token=token,
+            api_key_header=api_key_header,
+            max_body_bytes=max_body_bytes,
+            users_enabled=not no_users,
+            seed_data=_read_seed(seed_data) if seed_data is not None else None,
+            fault_specs=faults,
+            fault_seed=fault_seed,
+        )
+    except MisconfigurationError as ex:
+        _usage(str(ex))
+    _configure_logging(log_level, config.secrets)
+    store = _open_store(db)
+    try:
+        try:
+            app = create_app(config, store=store)
+        except MisconfigurationError as ex:
+            _usage(str(ex))
+        try:
+            server = MockServer(app, host=host, port=port, threads=threads, max_body_bytes=max_body_bytes)
+        except OSError as ex:
+            _usage(f"cannot listen on {host}:{port}: {ex.strerror or ex}.")
+        _serve(server, token if generated_token else None)
+    finally:
+        store.close()
+    click.echo(f"{PROG} stopped")
+
+
+def _serve(server: MockServer, generated_token: str | None) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        click.echo(f"{PROG} listening on {server.url}")
+        sys.stdout.flush()
+        if generated_token is not None:
+            click.echo(f"{PROG} admin token: {generated_token}", err=True)
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (also ``python -m mock_server``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name=PROG)

@@ -1,0 +1,212 @@
+"""The three middleware, outermost first: journal and access log, transport faults, authentication.
+
+Authentication runs before routing, so an unknown path without a key is answered 401 (as most
+frameworks do; Schemathesis accepts it). Admin paths skip the API key and the transport faults and
+check the admin token instead; they are not journaled.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import falcon
+
+from mock_server.config import ADMIN_TOKEN_HEADER
+from mock_server.errors import (
+    ApiError,
+    DropConnection,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from mock_server.journal import JournalEntry, redact_headers, truncate_body
+from mock_server.runtime import Runtime, note
+
+__all__ = [
+    "ADMIN_PREFIX",
+    "RAW_HEADER_NAMES",
+    "Authentication",
+    "JournalRecorder",
+    "TransportFaults",
+    "is_admin_path",
+]
+
+ADMIN_PREFIX = "/__admin"
+RAW_HEADER_NAMES = "enginy_mock.raw_header_names"
+"""WSGI environ key where the mock's waitress integration puts header names as the client spelled them."""
+
+access_log = logging.getLogger("mock_server.access")
+
+
+def is_admin_path(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def _as_bytes(value: str) -> bytes:
+    # WSGI hands header values over as latin-1 text; a test client may hand over any text.
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", errors="surrogatepass")
+
+
+def _matches_any(value: str, secrets: Iterable[str]) -> bool:
+    """Constant-time comparison against every secret (no early exit, so timing does not tell which)."""
+    candidate = _as_bytes(value)
+    found = False
+    for secret in secrets:
+        found |= hmac.compare_digest(candidate, secret.encode("utf-8"))
+    return found
+
+
+class JournalRecorder:
+    """Journals every API exchange and writes one access-log line per request (no headers, no bodies)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        req.context.why = []
+        req.context.raw_body = None
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        self.record(req, resp.status_code, resp.render_body())
+
+    def record(self, req: falcon.Request, status: int, body: bytes | None) -> None:
+        rt = self._rt
+        started = getattr(req.context, "started", time.perf_counter())
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        reasons: list[str] = getattr(req.context, "why", None) or []
+        why = "; ".join(reasons) if reasons else ("ok" if status < 400 else f"status {status}")
+        access_log.info(
+            "%s %s -> %s (%s) %.1fms", req.method, req.path, status or "dropped", why, duration_ms
+        )
+        if is_admin_path(req.path):
+            return
+        secrets = rt.config.secrets
+        limit = rt.config.journal_body_chars
+        rt.journal.record(
+            JournalEntry(
+                time=rt.now(),
+                method=req.method,
+                path=req.relative_uri,
+                status=status,
+                request_headers=redact_headers(
+                    req.headers, sensitive=(rt.config.api_key_header,), secrets=secrets
+                ),
+                request_body=truncate_body(getattr(req.context, "raw_body", None), limit, secrets),
+                response_body=truncate_body(body, limit, secrets),
+                why=why,
+                duration_ms=duration_ms,
+            )
+        )
+
+
+class TransportFaults:
+    """latency, error-rate, rate-limit and drop-connection; they act before authentication, like a proxy."""
+
+    def __init__(self, rt: Runtime, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rt = rt
+        self._sleep = sleep
+
+    def _hit(self, req: falcon.Request, fault_id: str) -> bool:
+        rt = self._rt
+        if rt.active(fault_id) and rt.faults.draw(fault_id) < rt.faults.param(fault_id, "rate"):
+            note(req, f"fault {fault_id}")
+            return True
+        return False
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if is_admin_path(req.path):
+            return
+        rt = self._rt
+        if rt.active("latency"):
+            delay_ms = rt.faults.param("latency", "ms")
+            jitter = rt.faults.param("latency", "jitter")
+            if jitter:
+                delay_ms += rt.faults.draw("latency") * jitter
+            note(req, f"fault latency ({delay_ms:.0f} ms)")
+            self._sleep(delay_ms / 1000)
+        if self._hit(req, "drop-connection"):
+            raise DropConnection()
+        if self._hit(req, "error-rate"):
+            raise ServiceUnavailable(
+                "The server is temporarily unavailable; retry later.", headers={"Retry-After": "1"}
+            )
+        if self._hit(req, "rate-limit"):
+            retry_after = str(int(rt.faults.param("rate-limit", "retry_after")))
+            raise TooManyRequests(
+                f"Too many requests; retry after {retry_after} seconds.", headers={"Retry-After": retry_after}
+            )
+
+
+class Authentication:
+    """The API key on every API operation (/health included); the admin token on /__admin/."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if is_admin_path(req.path):
+            self._check_admin(req)
+        else:
+            self._check_key(req)
+
+    def _check_admin(self, req: falcon.Request) -> None:
+        token = req.get_header(ADMIN_TOKEN_HEADER)
+        if token is None:
+            raise Unauthorized(
+                f"The {ADMIN_TOKEN_HEADER} header is missing.", why="admin auth: missing token"
+            )
+        if not _matches_any(token, [self._rt.config.admin_token]):
+            raise Unauthorized(f"The {ADMIN_TOKEN_HEADER} header is wrong.", why="admin auth: wrong token")
+
+    def _key_elsewhere(self, req: falcon.Request) -> bool:
+        """Does a configured key sit in some header other than the configured one?"""
+        keys = self._rt.config.api_keys
+        configured = self._rt.config.api_key_header.lower()
+        for name, value in req.headers.items():
+            if name.lower() == configured:
+                continue
+            bare = value.removeprefix("Bearer ").strip()
+            if _matches_any(value, keys) or _matches_any(bare, keys):
+                return True
+        return False
+
+    def _check_key(self, req: falcon.Request) -> None:
+        rt = self._rt
+        header = rt.config.api_key_header
+        value = req.get_header(header)  # header names are case-insensitive in WSGI already
+        raw_names = req.env.get(RAW_HEADER_NAMES)
+        if (
+            value is not None
+            and raw_names is not None
+            and header not in raw_names
+            and rt.applies(req, "AUTH-HEADER-CASE-INSENSITIVE")
+        ):
+            value = None
+        if value is not None and _matches_any(value, rt.config.api_keys):
+            return
+        if rt.active("AUTH-OTHER-HEADER") and self._key_elsewhere(req):
+            rt.applies(req, "AUTH-OTHER-HEADER")
+            return
+        if value is None:
+            if rt.active("AUTH-MISSING-KEY") and not self._key_elsewhere(req):
+                rt.applies(req, "AUTH-MISSING-KEY")
+                return
+            raise self._refusal(req, f"The {header} header is missing.", "auth: missing key")
+        if value.strip() and rt.applies(req, "AUTH-WRONG-KEY"):
+            return
+        raise self._refusal(req, f"The key in the {header} header is not valid.", "auth: wrong key")
+
+    def _refusal(self, req: falcon.Request, message: str, why: str) -> ApiError:
+        if self._rt.applies(req, "AUTH-401-NOT-403"):
+            return Forbidden(message, why=why)
+        return Unauthorized(message, why=why)
