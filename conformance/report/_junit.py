@@ -1,0 +1,123 @@
+"""junit.xml: one testcase per rule, for CI test-report widgets (GitHub, GitLab, Jenkins).
+
+Mapping, chosen so that CI fails exactly when the verdict does:
+
+    failed  (a MUST rule)  -> <failure message=... type="MUST">details</failure>
+    warning (a SHOULD rule) -> a passing testcase whose <system-out> starts "WARNING (SHOULD): ..."
+                               (not <skipped>: the rule *was* judged, and skipped would hide that)
+    skipped                 -> <skipped message="why"/>
+    passed                  -> an empty testcase
+
+The shape follows the common JUnit XML schema (testsuites > testsuite > testcase, counts as
+attributes); `errors` is always 0 because tool errors end the run before any report is written.
+"""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Final
+
+from conformance.report._common import curl_command, family, key_header, markup_safe
+from conformance.results import Evidence, Result, RunReport
+
+__all__ = ["SUITE_NAME", "to_element", "write_junit"]
+
+SUITE_NAME: Final = "enginy-conformance"
+_MAX_TEXT: Final = 20000  # per testcase body; the HTML and JSON reports hold everything
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _details(result: Result, items: tuple[Evidence, ...], header: str) -> str:
+    rule = result.rule
+    lines = [
+        f"{rule.id} ({rule.level}): {rule.statement}",
+        f'Source: {rule.source.document}: "{rule.source.quote}"',
+    ]
+    for item in items:
+        lines += ["", f"[{item.outcome}] {item.message} (from {item.source})"]
+        if item.expected:
+            lines.append(f"Expected: {item.expected}")
+        if item.actual:
+            lines.append(f"Actual:   {item.actual}")
+        for exchange in item.exchanges:
+            response = exchange.response
+            got = f"{response.status}" if response is not None else f"no answer ({exchange.error})"
+            lines += [f"{exchange.request.method} {exchange.request.url} -> {got}", "Reproduce with:"]
+            lines.append(curl_command(exchange.request, key_header=header))
+    text = "\n".join(lines)
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "\n… (cut; see report.html)"
+
+
+def _reason(result: Result) -> str:
+    if result.failures:
+        item = result.failures[0]
+        return _one_line(f"{item.message} Got: {item.actual}" if item.actual else item.message)
+    messages = [item.message for item in result.evidence if item.message]
+    return _one_line(messages[0]) if messages else "Not judged."
+
+
+def to_element(report: RunReport) -> ET.Element:
+    header = key_header(report)
+    counts = {
+        "tests": str(len(report.results)),
+        "failures": str(report.count("failed")),
+        "errors": "0",
+        "skipped": str(report.count("skipped")),
+        "time": f"{report.duration_s:.3f}",
+    }
+    root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {"name": SUITE_NAME, **counts, "timestamp": report.started_at, "hostname": socket.gethostname()},
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("target", report.target),
+        ("profile", report.profile),
+        ("verdict", report.verdict),
+        ("warnings", str(report.count("warning"))),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": value})
+    for result in report.results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"name": result.rule.id, "classname": f"enginy.{family(result.rule.id)}", "time": "0"},
+        )
+        if result.outcome == "failed":
+            failure = ET.SubElement(case, "failure", {"message": _reason(result), "type": result.rule.level})
+            failure.text = _details(result, result.failures, header)
+        elif result.outcome == "warning":
+            out = ET.SubElement(case, "system-out")
+            out.text = f"WARNING ({result.rule.level}): {_reason(result)}\n\n" + _details(
+                result, result.failures, header
+            )
+        elif result.outcome == "skipped":
+            ET.SubElement(case, "skipped", {"message": _reason(result)})
+    return root
+
+
+def _make_safe(element: ET.Element) -> None:
+    # ElementTree escapes <, & and quotes but writes control characters as they are, which makes the
+    # file unparseable; server text goes into messages and bodies, so clean every string.
+    for node in element.iter():
+        if node.text:
+            node.text = markup_safe(node.text)
+        for name, value in node.attrib.items():
+            node.attrib[name] = markup_safe(value)
+
+
+def write_junit(report: RunReport, path: Path) -> Path:
+    root = to_element(report)
+    _make_safe(root)
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    return path
