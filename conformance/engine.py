@@ -41,7 +41,7 @@ from schemathesis.engine.run import TESTING_PHASES
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
 from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
-from conformance.errors import ConformanceError, TransportError, UsageError
+from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
 from conformance.failure_map import (
     ENGINE_RULES,
     EXCLUDED_CHECKS,
@@ -320,6 +320,7 @@ class _Collector:
     answers: int = 0
     unreachable_operations: set[str] = field(default_factory=set)
     first_network_error: str = ""
+    connection_refused_only: bool = True  # every network error so far was a failed connect
     tool_errors: list[str] = field(default_factory=list)
     stop_reason: StopReason | None = None
     interrupted: bool = False
@@ -455,6 +456,9 @@ class _Collector:
             self.unreachable_operations.add(where)
             text = f"{info.title}: {info.message}"
             self.first_network_error = self.first_network_error or text
+            # ConnectionError covers refused, DNS, TLS and connect time-outs; a read time-out is not one.
+            connect_failed = isinstance(error, requests.ConnectionError)
+            self.connection_refused_only = self.connection_refused_only and connect_failed
             if "SERVER-NO-5XX" not in self.rules:
                 return
             key = ("SERVER-NO-5XX", where, info.title)
@@ -484,7 +488,9 @@ class _Collector:
             raise KeyboardInterrupt
         evidence = list(self.found.values())
         if self.answers == 0 and self.unreachable_operations:
-            raise TransportError(
+            # Nothing answered at all: there is no server to judge, which is not a verdict about one.
+            error = ServerUnreachable if self.connection_refused_only else TransportError
+            raise error(
                 f"Schemathesis could not reach {base_url} ({self.first_network_error}); check that the "
                 "server is running and that the base URL is right."
             )

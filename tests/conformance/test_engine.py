@@ -38,7 +38,7 @@ from conformance.engine import (
     judge_generated,
 )
 from conformance.engine_recording import REDACTED, Redactor
-from conformance.errors import TransportError
+from conformance.errors import ServerUnreachable
 from conformance.failure_map import EXCLUDED_CHECKS, ROWS, Observation, checks_for, route
 from conformance.results import Evidence
 from conformance.settings import RunSettings
@@ -463,7 +463,7 @@ def test_no_answer_is_a_server_failure_with_the_request(serve: Serve) -> None:
 
 
 def test_nothing_reachable_raises_transport_error() -> None:
-    with pytest.raises(TransportError, match="could not reach"):
+    with pytest.raises(ServerUnreachable, match="could not reach"):
         judge_generated(settings_for("http://127.0.0.1:9"), load_catalogue(), budget=EXAMPLES_ONLY)
 
 
