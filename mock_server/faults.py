@@ -167,18 +167,26 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     ),
     _rule(
         "TIMESTAMPS-ISO8601",
-        "completedAt is written as an RFC 2822 date ('Mon, 15 Jan 2024 11:30:00 GMT'), answered and stored.",
+        "dueDate (tasks) and occurredAt (activities) are stored and answered as RFC 2822 dates "
+        "('Mon, 15 Jan 2024 10:00:00 GMT') instead of ISO 8601; completedAt stays ISO.",
         also_breaks=("RESPONSE-SCHEMA",),
     ),
     _rule(
         "TASK-BATCH-GET-ARRAY",
-        'POST /tasks/batch answers {"tasks": [...]} instead of a bare array.',
-        also_breaks=("RESPONSE-SCHEMA",),
+        'POST /tasks/batch answers {"tasks": [...]} instead of a bare array, so the other rules about '
+        "its answer cannot hold either.",
+        also_breaks=(
+            "RESPONSE-SCHEMA",
+            "TASK-BATCH-GET-OMITS-UNKNOWN",
+            "TASK-BATCH-GET-EMPTY",
+            "TASK-BATCH-GET-LARGE",
+            "TASK-BATCH-ROUTE",
+        ),
     ),
     _rule(
         "TASK-BATCH-GET-OMITS-UNKNOWN",
-        "POST /tasks/batch answers 404 when any requested id is unknown (empty and "
-        "all-known lists still work).",
+        "POST /tasks/batch also answers a stub open task ({id, completed: false, completedAt: null}) for "
+        "every unknown id, instead of leaving it out.",
     ),
     _rule(
         "TASK-BATCH-GET-EMPTY",
@@ -202,7 +210,7 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     _rule(
         "TASK-BATCH-ROUTE",
         "/tasks/batch is shadowed by /tasks/{taskId}: POST answers 405 (Allow: GET, PATCH) and PATCH answers "
-        "404 'No task exists with ID: batch', so every batch rule fails with it.",
+        "404 'No task exists with ID: batch', so every rule judged through the batch endpoints fails too.",
         also_breaks=(
             "TASK-BATCH-GET-ARRAY",
             "TASK-BATCH-GET-OMITS-UNKNOWN",
@@ -210,6 +218,8 @@ _ALL_FAULTS: tuple[Fault, ...] = (
             "TASK-BATCH-GET-LARGE",
             "TASK-BATCH-COMPLETE",
             "TASK-BATCH-COMPLETE-OMITS-UNKNOWN",
+            "TASK-COMPLETED-AT",
+            "TASK-COMPLETION-PERSISTS",
             _VALID_ACCEPTED,
         ),
     ),
@@ -298,8 +308,8 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     _rule("ASSOC-UPSERT", "POST /associations counts re-sent pairs as created again."),
     _rule(
         "ASSOC-PARTIAL-SUCCESS",
-        "POST /associations answers 404 for the whole request (and links nothing) when any pair names an "
-        "unknown contact or company.",
+        "POST /associations answers success: false (still 200, the valid pairs linked, errors[] listed) "
+        "when any pair names an unknown contact or company.",
     ),
     _rule(
         "ASSOC-ERRORS-NAME-PAIR",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 
 import falcon
 
@@ -77,12 +78,21 @@ class Runtime:
         return False
 
     def completion_time(self, req: falcon.Request) -> str | None:
-        """The completedAt to store for a completion made now, as bent by the timestamp faults."""
+        """The completedAt to store for a completion made now (None under the TASK-COMPLETED-AT fault)."""
         if self.applies(req, "TASK-COMPLETED-AT"):
             return None
-        if self.applies(req, "TIMESTAMPS-ISO8601"):
-            return format_datetime(self.clock().astimezone(UTC), usegmt=True)
         return self.now()
+
+    def bend_timestamps(self, req: falcon.Request, record: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Under TIMESTAMPS-ISO8601, rewrite these (already validated) ISO fields as RFC 2822 dates."""
+        present = [name for name in fields if isinstance(record.get(name), str)]
+        if present and self.applies(req, "TIMESTAMPS-ISO8601"):
+            for name in present:
+                try:
+                    moment = datetime.fromisoformat(record[name].replace("z", "Z").replace("t", "T"))
+                    record[name] = format_datetime(moment.astimezone(UTC), usegmt=True)
+                except (ValueError, OverflowError):
+                    continue  # a leap second or a year-0 instant: keep it as sent rather than fail
 
     def restore_initial_records(self) -> None:
         """Add the start-up records (seed data and users) that are not stored yet."""

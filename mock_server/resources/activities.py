@@ -32,6 +32,7 @@ class Activities:
             and rt.applies(req, "ACTIVITY-SUBJECT-VERBATIM")
         ):
             activity["subject"] = subject.replace("[", "").replace("]", "")
+        rt.bend_timestamps(req, activity, ("occurredAt",))
         # Set last, so that an "id" key in the body cannot choose the stored id.
         activity["id"] = rt.ids("activity")
         rt.store.add("activities", [activity])

@@ -12,7 +12,6 @@ from typing import Any
 import falcon
 
 from mock_server.bodies import json_body
-from mock_server.errors import NotFound
 from mock_server.runtime import Runtime
 from mock_server.storage import association_id
 
@@ -47,9 +46,6 @@ class Associations:
             else:
                 problem = _problem(contact in contacts, company in companies)
                 errors.append({"contactCRMId": contact, "companyCRMId": company, "error": problem})
-        if errors and rt.applies(req, "ASSOC-PARTIAL-SUCCESS"):
-            first = errors[0]
-            raise NotFound(f"{first['error']}: {first['contactCRMId']} / {first['companyCRMId']}"[:200] + ".")
         if rt.active("ASSOC-CREATE"):
             contacts_per_company: dict[str, set[str]] = defaultdict(set)
             for contact, company in valid:
@@ -65,7 +61,8 @@ class Associations:
         created = rt.store.add("associations", records)
         if created < len(valid) and rt.applies(req, "ASSOC-UPSERT"):
             created = len(valid)
-        answer: dict[str, Any] = {"success": True, "created": created}
+        success = not (errors and rt.applies(req, "ASSOC-PARTIAL-SUCCESS"))
+        answer: dict[str, Any] = {"success": success, "created": created}
         if errors and not rt.applies(req, "ASSOC-ERRORS-NAME-PAIR"):
             answer["errors"] = errors
         resp.media = answer

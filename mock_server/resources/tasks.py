@@ -77,6 +77,7 @@ class Tasks:
             raise InternalError("The task could not be created.")
         task = {name: body[name] for name in self._views.create_fields if name in body}
         task.update(id=rt.ids("task"), completed=False, completedAt=None)
+        rt.bend_timestamps(req, task, ("dueDate",))
         rt.store.add("tasks", [task])
         answer = self._views.view(task)
         if rt.applies(req, "TASK-CREATE-RETURNS-ID"):
@@ -119,6 +120,7 @@ class TaskItem:
         rt = self._rt
         body = json_body(rt, req, "updateTask")
         patch = {name: body[name] for name in self._views.update_fields if name in body}
+        rt.bend_timestamps(req, patch, ("dueDate",))
         completed = body.get("completed")
         completed_at = rt.completion_time(req) if completed is True else None
         change = _completion_change(patch, completed, completed_at)
@@ -159,12 +161,16 @@ class TaskBatch:
         if len(ids) > _BATCH_FAULT_LIMIT and rt.applies(req, "TASK-BATCH-GET-LARGE"):
             raise PayloadTooLarge(f"At most {_BATCH_FAULT_LIMIT} ids per request.")
         found = rt.store.get_many("tasks", ids)
+        answer = [self._views.view(task) for task in found]
         if rt.active("TASK-BATCH-GET-OMITS-UNKNOWN"):
             known = {task["id"] for task in found}
-            unknown = next((task_id for task_id in ids if task_id not in known), None)
-            if unknown is not None and rt.applies(req, "TASK-BATCH-GET-OMITS-UNKNOWN"):
-                raise TaskNotFound(f"No task exists with ID: {_shorten(unknown)}")
-        answer = [self._views.view(task) for task in found]
+            stubs = [
+                {"id": task_id, "completed": False, "completedAt": None}
+                for task_id in dict.fromkeys(ids)
+                if task_id not in known
+            ]
+            if stubs and rt.applies(req, "TASK-BATCH-GET-OMITS-UNKNOWN"):
+                answer.extend(stubs)
         resp.media = {"tasks": answer} if rt.applies(req, "TASK-BATCH-GET-ARRAY") else answer
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:

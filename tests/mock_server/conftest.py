@@ -69,6 +69,11 @@ class Mock:
     api_key: str = API_KEY
     admin_token: str = ADMIN_TOKEN
 
+    @property
+    def bare(self) -> falcon.testing.TestClient:
+        """A client that sends no key unless told to."""
+        return falcon.testing.TestClient(self.app)
+
     def admin(self, method: str, path: str, **kwargs: Any) -> falcon.testing.Result:
         headers = {"X-Admin-Token": ADMIN_TOKEN, **kwargs.pop("headers", {})}
         return self.client.simulate_request(method, f"/__admin/{path}", headers=headers, **kwargs)

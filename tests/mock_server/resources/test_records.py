@@ -83,7 +83,7 @@ def test_contact_sync_matches_external_id_then_email_then_linkedin_and_omits_the
 
 
 def test_sync_prefers_external_id_over_email(mock):
-    first, second = mock.create(
+    _, second = mock.create(
         "contacts", {"externalId": "lead-1", "email": "a@x.com"}, {"externalId": "lead-2", "email": "b@x.com"}
     )
     result = mock.client.simulate_post(
