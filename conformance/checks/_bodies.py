@@ -1,0 +1,115 @@
+"""One valid, tagged request per operation, for the checks that vary *one* thing about a request.
+
+The auth checks send these without the key (or with a wrong one), the input checks break them (malformed
+JSON, a required field removed). Starting from a valid request matters: a server that validates the body
+before the key must still refuse for the reason being tested. They are chosen to write nothing when the
+server accepts them wrongly wherever the API allows it (unknown crmIds, unknown ids, read-only batches);
+creates cannot avoid it, so their records are tagged like everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.checks._context import MARKER, CheckContext
+from conformance.checks._spec import SpecSchemas
+from conformance.client import path_for
+
+__all__ = ["Probe", "missing_required_variants", "probe", "required_fields"]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    operation: str
+    method: str
+    path: str  # concrete
+    template: str  # as in the spec
+    body: Any  # None when the operation takes no body
+
+
+def _body(ctx: CheckContext, operation: str, n: str, task_id: str) -> Any:
+    unknown = ctx.unknown_id("probe")
+    bodies: dict[str, Any] = {
+        "createContacts": {
+            "contacts": [
+                {
+                    "externalId": ctx.label("contact-probe", n),
+                    "email": ctx.email(f"probe-{n}"),
+                    "firstName": "Ada",
+                    "lastName": "Probe",
+                }
+            ]
+        },
+        "updateContacts": {"contacts": [{"crmId": unknown, "title": "Probe"}]},
+        "syncContacts": {
+            "contacts": [{"externalId": ctx.label("contact-probe", n), "email": ctx.email(f"probe-{n}")}]
+        },
+        "createCompanies": {
+            "companies": [{"externalId": ctx.label("company-probe", n), "name": ctx.subject(f"Probe {n}")}]
+        },
+        "updateCompanies": {"companies": [{"crmId": unknown, "industry": "Probe"}]},
+        "syncCompanies": {
+            "companies": [{"externalId": ctx.label("company-probe", n), "domain": f"{unknown}.example"}]
+        },
+        "createAssociations": {"associations": [{"contactCRMId": unknown, "companyCRMId": unknown}]},
+        "createActivity": {
+            "type": ctx.schemas.enum("ActivityType")[0],
+            "direction": ctx.schemas.enum("Direction")[-1],
+            "subject": ctx.subject(f"Probe activity {n}"),
+            "body": "Probe from the Enginy conformance suite.",
+            "metadata": dict(MARKER),
+        },
+        "createTask": {"subject": ctx.subject(f"Probe task {n}"), "description": "Probe; safe to delete."},
+        # An empty update changes nothing (openapi.yaml, updateTask).
+        "updateTask": {},
+        "getTasksBatch": {"ids": [task_id]},
+        "completeTasksBatch": {"ids": [unknown], "completed": True},
+    }
+    return bodies.get(operation)
+
+
+def probe(ctx: CheckContext, operation: str, *, n: str, task_id: str | None = None) -> Probe:
+    """The valid request for `operation`; `{taskId}` is `task_id` (a real one, ideally) or an unknown id."""
+    op = ctx.schemas.operations[operation]
+    task = task_id if task_id is not None else ctx.unknown_id("task")
+    path = path_for(op.path.replace("{taskId}", "{}"), task) if "{taskId}" in op.path else op.path
+    body = _body(ctx, operation, n, task)
+    if body is None and ctx.schemas.request_schema(operation) is not None:
+        raise LookupError(f"No probe body for {operation}; add one to conformance/checks/_bodies.py.")
+    return Probe(operation=operation, method=op.method, path=path, template=op.path, body=body)
+
+
+def required_fields(schemas: SpecSchemas, operation: str) -> list[tuple[str | None, str]]:
+    """Where the request schema marks a field required: `(None, "contacts")` for a top-level field,
+    `("contacts", "externalId")` for a field of the items of the list `contacts`."""
+    schema = schemas.request_schema(operation)
+    if schema is None:
+        return []
+    found: list[tuple[str | None, str]] = [(None, name) for name in schema.get("required", [])]
+    for name, prop in (schema.get("properties") or {}).items():
+        prop = schemas.resolve(prop)
+        if prop.get("type") == "array":
+            item_schema = schemas.resolve(prop.get("items") or {})
+            found.extend((name, field) for field in item_schema.get("required", []))
+    return found
+
+
+def missing_required_variants(ctx: CheckContext, request: Probe) -> Iterator[tuple[str, Any]]:
+    """The probe's body with one required field removed, for every field the spec marks required.
+
+    Top-level fields and the fields of the first item of a list are both tried ("without contacts",
+    "contacts[0] without externalId"), as the request schema in openapi.yaml declares them.
+    """
+    body = request.body
+    if not isinstance(body, dict):
+        return
+    for container, field in required_fields(ctx.schemas, request.operation):
+        if container is None:
+            yield f"without {field}", {key: value for key, value in body.items() if key != field}
+            continue
+        items = body.get(container)
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            first = {key: value for key, value in items[0].items() if key != field}
+            yield f"{container}[0] without {field}", {**body, container: [first, *items[1:]]}

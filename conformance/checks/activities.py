@@ -1,0 +1,164 @@
+"""Activities: every type in both directions, rich content, ids, and subjects stored verbatim.
+
+The type and direction values come from the spec's ActivityType and Direction enums. The eight plain
+activities (one per type and direction) carry only the suite's metadata marker, and the rich one carries
+the HTML, non-ASCII text and sequence metadata, so that a server choking on rich content fails
+ACTIVITY-RICH-CONTENT alone and not ACTIVITY-ALL-TYPES as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from conformance.checks._context import MARKER, CheckContext
+from conformance.checks._registry import check, req, shared
+from conformance.checks._support import is_id, shown, violation
+from conformance.client import Reply
+from conformance.results import NotApplicable
+
+__all__ = ["created_activities"]
+
+_OCCURRED: Final = "2030-01-15T10:00:00Z"
+_RICH_BODY: Final = (
+    "<p>Hola José, ¿qué tal? Grüße aus Köln, 你好 👋</p>"
+    '<ul><li>Point <b>one</b></li><li>Point &amp; two</li></ul><a href="https://example.invalid">link</a>'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    type: str
+    direction: str
+    body: dict[str, Any]
+    reply: Reply
+
+
+def _subject(ctx: CheckContext, direction: str, index: int) -> str:
+    # The docs' two formats: outbound "[1/3] [FROM Acme Corp] John Smith",
+    # inbound "[TechStartup Inc] Jane Doe".
+    if direction == "OUTBOUND":
+        return ctx.subject(f"[{index}/8] [FROM Acme Corp] John Smith")
+    return ctx.subject("[TechStartup Inc] Jane Doe")
+
+
+@shared("activities", sends=(req("POST /activities", 8),))
+def created_activities(ctx: CheckContext) -> tuple[Attempt, ...]:
+    attempts = []
+    index = 0
+    for activity_type in ctx.schemas.enum("ActivityType"):
+        for direction in ctx.schemas.enum("Direction"):
+            index += 1
+            body = {
+                "type": activity_type,
+                "direction": direction,
+                "subject": _subject(ctx, direction, index),
+                "body": f"Plain message {index} from the Enginy conformance suite.",
+                "occurredAt": _OCCURRED,
+                "metadata": dict(MARKER),
+            }
+            reply = ctx.client.post("/activities", body, operation="createActivity")
+            ctx.note_created_from("activity", reply)
+            attempts.append(Attempt(type=activity_type, direction=direction, body=body, reply=reply))
+    return tuple(attempts)
+
+
+@shared("rich_activity", sends=(req("POST /activities"),))
+def rich_activity(ctx: CheckContext) -> Attempt:
+    body = {
+        "type": "EMAIL",
+        "direction": "OUTBOUND",
+        "subject": ctx.subject("[1/3] [FROM Acme Corp] José Müller — 你好"),
+        "body": _RICH_BODY,
+        "occurredAt": _OCCURRED,
+        "metadata": {
+            **MARKER,
+            "messageId": ctx.label("message"),
+            "sequenceIndex": 1,
+            "sequenceMessageCount": 3,
+        },
+    }
+    reply = ctx.client.post("/activities", body, operation="createActivity")
+    ctx.note_created_from("activity", reply)
+    return Attempt(type="EMAIL", direction="OUTBOUND", body=body, reply=reply)
+
+
+@check("ACTIVITY-RETURNS-ID", uses=("activities",))
+def created_activity_has_distinct_id(ctx: CheckContext) -> None:
+    # Activities the server refused are ACTIVITY-ALL-TYPES' to report; ids are judged on the accepted.
+    accepted = [attempt for attempt in created_activities(ctx) if attempt.reply.ok]
+    if not accepted:
+        raise NotApplicable("No activity was accepted (see ACTIVITY-ALL-TYPES).")
+    seen: dict[str, Reply] = {}
+    for attempt in accepted:
+        reply = attempt.reply
+        activity_id = reply.json.get("id") if isinstance(reply.json, dict) else None
+        if reply.status not in (200, 201) or not is_id(activity_id):
+            raise violation(
+                "ACTIVITY-RETURNS-ID",
+                "POST /activities did not answer 200 or 201 with a non-empty string id; Enginy keeps it "
+                "to avoid logging duplicates.",
+                expected='200 or 201 with "id", a non-empty string',
+                actual=reply.describe(),
+                replies=[reply],
+            )
+        if activity_id in seen:
+            raise violation(
+                "ACTIVITY-RETURNS-ID",
+                f"Two different activities were given the same id {shown(activity_id)}.",
+                expected="a distinct id for each activity",
+                actual=f"id {shown(activity_id)} twice",
+                replies=[seen[activity_id], reply],
+            )
+        seen[activity_id] = reply
+
+
+@check("ACTIVITY-ALL-TYPES", uses=("activities",))
+def every_activity_type_is_accepted(ctx: CheckContext) -> None:
+    attempts = created_activities(ctx)
+    refused = [attempt for attempt in attempts if not attempt.reply.ok]
+    if refused:
+        raise violation(
+            "ACTIVITY-ALL-TYPES",
+            "POST /activities refused some of the documented type and direction pairs.",
+            expected="2xx for each of " + ", ".join(f"{a.type}/{a.direction}" for a in attempts),
+            actual="; ".join(f"{a.type}/{a.direction}: {a.reply.describe()}" for a in refused),
+            replies=[attempt.reply for attempt in refused],
+        )
+
+
+@check("ACTIVITY-RICH-CONTENT", uses=("rich_activity",))
+def rich_activity_is_accepted(ctx: CheckContext) -> None:
+    attempt = rich_activity(ctx)
+    if not attempt.reply.ok:
+        raise violation(
+            "ACTIVITY-RICH-CONTENT",
+            "POST /activities refused an activity with an HTML body, non-ASCII text and metadata.",
+            expected="2xx",
+            actual=attempt.reply.describe(),
+            replies=[attempt.reply],
+        )
+
+
+@check("ACTIVITY-SUBJECT-VERBATIM", uses=("activities", "rich_activity"))
+def activity_subject_is_verbatim(ctx: CheckContext) -> None:
+    attempts = list(created_activities(ctx))
+    with contextlib.suppress(NotApplicable):  # the plain activities are enough to judge
+        attempts.append(rich_activity(ctx))
+    echoed = 0
+    for attempt in attempts:
+        answer = attempt.reply.json
+        if not attempt.reply.ok or not isinstance(answer, dict) or answer.get("subject") is None:
+            continue
+        echoed += 1
+        if answer["subject"] != attempt.body["subject"]:
+            raise violation(
+                "ACTIVITY-SUBJECT-VERBATIM",
+                "The activity's subject came back changed; Enginy formats it, so it is stored as sent.",
+                expected=f"subject {shown(attempt.body['subject'])}",
+                actual=f"subject {shown(answer['subject'])}",
+                replies=[attempt.reply],
+            )
+    if not echoed:
+        raise NotApplicable("No answer echoed the subject, so there is nothing to compare.")

@@ -1,0 +1,515 @@
+"""One run of the suite: select rules, probe the server, judge, fold, report.
+
+    select rules (--only) → probe GET /health → scripted checks (catalogue order) → side evidence from
+    every scripted answer (SERVER-NO-5XX, RESPONSE-SCHEMA) → Schemathesis pass (conformance.engine) →
+    fold evidence into one Result per rule → RunReport → report files (conformance.report)
+
+Progress goes to the `out` callable one line per rule as it is judged (`✓` passed, `✗` failed, `!`
+warning, `-` skipped). Only `UsageError` and `TransportError` escape (exit 2): a server that answers
+anything at all gets a verdict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
+from conformance.checks._registry import RegisteredCheck
+from conformance.client import WRITE_METHODS, Client, Reply
+from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
+from conformance.results import (
+    Evidence,
+    Exchange,
+    NotApplicable,
+    Outcome,
+    Result,
+    RuleViolation,
+    RunReport,
+    fold,
+)
+from conformance.settings import RunSettings
+from enginy_spec import Catalogue, Rule, UnknownRuleError, load_catalogue
+
+__all__ = [
+    "MARKS",
+    "RunOutcome",
+    "RunPlan",
+    "plan_run",
+    "run",
+    "select_rules",
+    "summary_table",
+]
+
+Out = Callable[[str], None]
+MARKS: Final[dict[str, str]] = {"passed": "✓", "failed": "✗", "warning": "!", "skipped": "-"}
+SCRIPTED: Final = "scripted"
+SIDE: Final = "scripted (side evidence)"
+ENGINE: Final = "schemathesis"
+# Statuses that say a gateway answered because the server behind it did not.
+_GATEWAY: Final = frozenset({502, 503, 504})
+_MAX_LISTED: Final = 5
+
+
+class EngineFunction(Protocol):
+    def __call__(
+        self, settings: RunSettings, catalogue: Catalogue, *, progress: Callable[[str], None]
+    ) -> list[Evidence]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What a run produced: the report, where it was written, and notes for the terminal."""
+
+    report: RunReport
+    report_paths: dict[str, Path] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.report.verdict == "failed" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What a run would do, computed without touching the network (for --dry-run)."""
+
+    rules: tuple[Rule, ...]
+    scripted: tuple[RegisteredCheck, ...]
+    generated: tuple[Rule, ...]  # judged from Schemathesis' generated requests
+    fixtures: tuple[str, ...]  # shared fixtures to build, in build order
+    requests: tuple[Planned, ...]  # every scripted request, fixtures first
+
+    @property
+    def request_count(self) -> int:
+        return sum(item.count for item in self.requests)
+
+    @property
+    def write_count(self) -> int:
+        return sum(item.count for item in self.requests if item.method in WRITE_METHODS)
+
+
+def select_rules(settings: RunSettings, catalogue: Catalogue | None = None) -> Catalogue:
+    """The catalogue, or the part of it `--only` names; unknown ids are a UsageError naming close matches."""
+    catalogue = catalogue if catalogue is not None else load_catalogue()
+    if not settings.only:
+        return catalogue
+    try:
+        return catalogue.select(settings.only)
+    except UnknownRuleError as ex:
+        raise UsageError(f"{ex} Run 'enginy-conformance rules' to list them.") from None
+
+
+def plan_run(settings: RunSettings, catalogue: Catalogue | None = None) -> RunPlan:
+    selected = select_rules(settings, catalogue)
+    scripted = tuple(CHECKS.get(rule.id) for rule in selected if rule.id in CHECKS)
+    generated = tuple(rule for rule in selected if rule.id in SCHEMATHESIS_ONLY)
+    fixtures: list[str] = []
+
+    def need(name: str) -> None:
+        for before in FIXTURES[name].needs:
+            need(before)
+        if name not in fixtures:
+            fixtures.append(name)
+
+    for registered in scripted:
+        for name in registered.uses:
+            need(name)
+    requests = [item for name in fixtures for item in FIXTURES[name].sends]
+    requests.extend(item for registered in scripted for item in registered.sends)
+    return RunPlan(
+        rules=tuple(selected),
+        scripted=scripted,
+        generated=generated,
+        fixtures=tuple(fixtures),
+        requests=tuple(requests),
+    )
+
+
+def describe_plan(settings: RunSettings, plan: RunPlan, *, engine: bool = True) -> list[str]:
+    """The --dry-run text: rules, the requests the scripted checks make, and the write count."""
+    must = sum(1 for rule in plan.rules if rule.level == "MUST")
+    lines = [
+        f"Dry run: nothing will be sent to {safe_url(settings.base_url)}.",
+        f"Rules to judge: {len(plan.rules)} ({must} MUST, {len(plan.rules) - must} SHOULD).",
+        "",
+        f"Scripted checks ({len(plan.scripted)}), in this order:",
+    ]
+    width = max((len(item.rule_id) for item in plan.scripted), default=0)
+    for registered in plan.scripted:
+        own = ", ".join(str(item) for item in registered.sends) or "(shared fixtures only)"
+        uses = f"  [uses {', '.join(registered.uses)}]" if registered.uses else ""
+        lines.append(f"  {registered.rule_id:<{width}}  {own}{uses}")
+    if plan.fixtures:
+        lines += ["", "Shared fixtures, built once on first use:"]
+        for name in plan.fixtures:
+            lines.append(f"  {name}: {', '.join(str(item) for item in FIXTURES[name].sends)}")
+    budget = "no limit" if settings.max_writes is None else str(settings.max_writes)
+    lines += [
+        "",
+        f"Scripted requests: about {plan.request_count} (plus one GET /health probe), of which "
+        f"{plan.write_count} are POST/PUT/PATCH writes; --max-writes: {budget}.",
+        f"Every record created is tagged with '{settings.tag}' and listed in the report for cleanup.",
+    ]
+    if plan.generated and engine:
+        ids = ", ".join(rule.id for rule in plan.generated)
+        lines.append(f"Then a Schemathesis pass (profile {settings.profile}) for {ids}.")
+    elif plan.generated:
+        lines.append(
+            "The Schemathesis pass is off: " + ", ".join(rule.id for rule in plan.generated) + " are skipped."
+        )
+    return lines
+
+
+def safe_url(url: str) -> str:
+    """The base URL without any user:password part, for reports and the terminal."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def run(
+    settings: RunSettings,
+    *,
+    catalogue: Catalogue | None = None,
+    out: Out = print,
+    engine: bool = True,
+    write: bool = True,
+) -> RunOutcome:
+    """Judge the server at settings.base_url and return the outcome (reports written unless write=False).
+
+    `engine=False` leaves out the Schemathesis pass (its rules are then skipped): the project's own
+    tests use it for speed. Raises UsageError or TransportError when nothing could be judged.
+    """
+    selected = select_rules(settings, catalogue)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started = time.monotonic()
+    client = Client(
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        api_key_header=settings.api_key_header,
+        timeout=settings.timeout,
+        max_writes=settings.max_writes,
+        user_agent=f"enginy-conformance/{_version('enginy-crm-contract')}",
+    )
+    notes: list[str] = []
+    try:
+        probe(client)
+        ctx = CheckContext(
+            client=client, schemas=SpecSchemas(), run_id=secrets.token_hex(4), tag=settings.tag
+        )
+        evidence = judge_scripted(ctx, selected, out)
+        evidence += side_evidence(ctx, selected, out)
+        evidence += _run_engine(settings, selected, evidence, out, notes, enabled=engine)
+    finally:
+        client.close()
+    results = tuple(fold(rule, evidence) for rule in selected)
+    report = RunReport(
+        target=safe_url(settings.base_url),
+        profile=settings.profile,
+        started_at=started_at,
+        duration_s=round(time.monotonic() - started, 3),
+        results=results,
+        created=tuple(ctx.created),
+        settings=_public_settings(settings, ctx.run_id),
+        tool_versions=_tool_versions(),
+    )
+    paths: dict[str, Path] = {}
+    if write:
+        paths = _write_reports(report, settings.report_dir, notes)
+    return RunOutcome(report=report, report_paths=paths, notes=tuple(notes))
+
+
+def probe(client: Client) -> Reply:
+    """GET /health once, to tell 'cannot be judged at all' (exit 2) from 'judged and wrong' (exit 1)."""
+    reply = client.get("/health", operation="checkHealth")
+    where = f"GET {client.base_url}/health"
+    if 300 <= reply.status < 400:
+        location = reply.headers.get("Location") or reply.headers.get("location") or "(no Location header)"
+        raise TransportError(
+            f"{where} answered {reply.status}, a redirect to {location}; the suite never follows redirects "
+            "(the key would travel with them), so use the address that answers directly as --base-url."
+        )
+    if reply.status in _GATEWAY:
+        kind = "a JSON body" if reply.is_json else "a non-JSON page"
+        raise TransportError(
+            f"{where} answered {reply.status} with {kind}: a proxy or gateway answered, not the server "
+            "behind it; start the server (or fix the proxy) and run again."
+        )
+    if reply.status in (401, 403):
+        raise UsageError(
+            f"{where} refused the key ({reply.status}); check the key (ENGINY_API_KEY or --api-key) and "
+            "the header it goes under (--api-key-header, default X-API-Key)."
+        )
+    return reply
+
+
+def judge_scripted(ctx: CheckContext, selected: Iterable[Rule], out: Out) -> list[Evidence]:
+    evidence: list[Evidence] = []
+    for rule in selected:
+        if rule.id not in CHECKS:
+            continue
+        item = _judge_one(ctx, rule, CHECKS.get(rule.id))
+        evidence.append(item)
+        out(_line(rule.id, item.outcome, item.message if item.outcome != "passed" else ""))
+    return evidence
+
+
+def _judge_one(ctx: CheckContext, rule: Rule, registered: RegisteredCheck) -> Evidence:
+    logged, failed = len(ctx.client.log), len(ctx.client.failures)
+    try:
+        registered.function(ctx)
+    except RuleViolation as violation:
+        if violation.rule_id != rule.id:
+            return _internal(rule, registered, f"it raised a violation of {violation.rule_id}")
+        return Evidence.from_violation(violation, level=rule.level, source=SCRIPTED)
+    except NotApplicable as ex:
+        return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=ex.reason)
+    except ServerUnreachable:
+        raise  # nothing further can be judged: the run ends with exit 2
+    except TransportError as ex:
+        # The request reached the server and no usable answer came back: that is the server's doing.
+        exchanges = tuple(ctx.client.failures[failed:]) or tuple(r.exchange for r in ctx.client.log[logged:])
+        return Evidence(
+            rule_id=rule.id,
+            outcome="failed" if rule.level == "MUST" else "warning",
+            source=SCRIPTED,
+            message=str(ex),
+            expected="an answer within the timeout",
+            actual="no usable answer",
+            exchanges=exchanges,
+        )
+    except Exception as ex:  # a bug in a check must not cost the whole run its report
+        return _internal(rule, registered, f"{type(ex).__name__}: {ex}")
+    exchanges = tuple(reply.exchange for reply in ctx.client.log[logged:])
+    return Evidence(rule_id=rule.id, outcome="passed", source=SCRIPTED, exchanges=exchanges)
+
+
+def _internal(rule: Rule, registered: RegisteredCheck, what: str) -> Evidence:
+    return Evidence(
+        rule_id=rule.id,
+        outcome="skipped",
+        source=SCRIPTED,
+        message=f"Internal error in the check {registered.name} ({what}); please report it to the suite's "
+        "maintainers.",
+    )
+
+
+def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evidence]:
+    """What every scripted answer says about SERVER-NO-5XX and RESPONSE-SCHEMA, when they are selected."""
+    found: list[Evidence] = []
+    log = [reply for reply in ctx.client.log if reply.sent.operation is not None]
+    if "SERVER-NO-5XX" in selected and log:
+        found.append(_no_5xx(log, selected.get("SERVER-NO-5XX")))
+    answered = [reply for reply in log if reply.valid and reply.ok]
+    if "RESPONSE-SCHEMA" in selected and answered:
+        found.append(_response_schema(ctx.schemas, answered, selected.get("RESPONSE-SCHEMA")))
+    for item in found:
+        out(
+            _line(
+                item.rule_id,
+                item.outcome,
+                item.message if item.outcome != "passed" else "",
+                suffix=" (scripted answers)",
+            )
+        )
+    return found
+
+
+def _no_5xx(log: list[Reply], rule: Rule) -> Evidence:
+    # 501 is how a server says it does not implement the optional /users.
+    bad = [r for r in log if r.status >= 500 and not (r.sent.operation == "listUsers" and r.status == 501)]
+    if not bad:
+        return Evidence(
+            rule_id=rule.id, outcome="passed", source=SIDE, message=f"{len(log)} scripted answers, no 5xx."
+        )
+    listed = "; ".join(f"{r.sent.method} {r.sent.path} → {r.status}" for r in bad[:_MAX_LISTED])
+    return Evidence(
+        rule_id=rule.id,
+        outcome="failed" if rule.level == "MUST" else "warning",
+        source=SIDE,
+        message=f"{len(bad)} of {len(log)} scripted requests were answered with a 5xx.",
+        expected="no 5xx (501 on /users excepted)",
+        actual=listed + (f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""),
+        exchanges=tuple(r.exchange for r in bad[:_MAX_LISTED]),
+    )
+
+
+def _response_schema(schemas: SpecSchemas, answered: list[Reply], rule: Rule) -> Evidence:
+    bad: list[tuple[Reply, str]] = []
+    for reply in answered:
+        assert reply.sent.operation is not None
+        problems = schemas.response_errors(
+            reply.sent.operation, reply.status, reply.json, is_json=reply.is_json
+        )
+        if problems:
+            bad.append((reply, "; ".join(problems)))
+    if not bad:
+        return Evidence(
+            rule_id=rule.id,
+            outcome="passed",
+            source=SIDE,
+            message=f"{len(answered)} success answers to scripted requests matched the spec.",
+        )
+    listed = "; ".join(f"{r.sent.method} {r.sent.path} → {r.status}: {why}" for r, why in bad[:_MAX_LISTED])
+    return Evidence(
+        rule_id=rule.id,
+        outcome="failed" if rule.level == "MUST" else "warning",
+        source=SIDE,
+        message=f"{len(bad)} of {len(answered)} success answers to scripted requests break the spec.",
+        expected="a documented status and a body matching the spec's response schema",
+        actual=listed + (f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""),
+        exchanges=tuple(r.exchange for r, _ in bad[:_MAX_LISTED]),
+    )
+
+
+def _run_engine(
+    settings: RunSettings,
+    selected: Catalogue,
+    so_far: list[Evidence],
+    out: Out,
+    notes: list[str],
+    *,
+    enabled: bool,
+) -> list[Evidence]:
+    """Evidence from Schemathesis' generated requests; its rules are 'skipped' when it cannot run."""
+    reason = None
+    judge: EngineFunction | None = None
+    engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
+    if not enabled:
+        reason = "The Schemathesis pass was turned off for this run."
+    else:
+        try:
+            module = importlib.import_module("conformance.engine")
+            judge = module.judge_generated
+            engine_rules = frozenset(getattr(module, "ENGINE_RULES", SCHEMATHESIS_ONLY))
+        except (ImportError, AttributeError):
+            reason = "The Schemathesis pass is not available (conformance.engine is missing)."
+    if not any(rule.id in engine_rules for rule in selected):
+        return []
+    found: list[Evidence] = []
+    if judge is not None:
+        out(f"Schemathesis pass (profile {settings.profile}) …")
+        try:
+            found = list(judge(settings, selected, progress=out))
+        except UsageError:
+            raise
+        except TransportError as ex:
+            # The scripted checks did reach the server; their verdicts stand without this pass.
+            reason = f"The Schemathesis pass could not talk to the server: {ex}"
+        except ConformanceError as ex:  # e.g. EngineError: keep what it found before it stopped
+            found = list(getattr(ex, "evidence", ()))
+            reason = f"The Schemathesis pass stopped early: {ex}"
+        except Exception as ex:  # the scripted verdicts still stand without it
+            reason = f"The Schemathesis pass stopped with an internal error ({type(ex).__name__}: {ex})."
+    if reason is not None:
+        notes.append(reason)
+        out(f"- {reason}")
+    judged = {item.rule_id for item in so_far + found}
+    for rule in selected:
+        if rule.id in SCHEMATHESIS_ONLY and rule.id not in judged:
+            message = reason or "Not judged by the Schemathesis pass."
+            found.append(Evidence(rule_id=rule.id, outcome="skipped", source=ENGINE, message=message))
+    return found
+
+
+def _write_reports(report: RunReport, directory: Path, notes: list[str]) -> dict[str, Path]:
+    try:
+        writer = importlib.import_module("conformance.report").write_reports
+    except (ImportError, AttributeError):
+        notes.append("Reports were not written: conformance.report is not available.")
+        return {}
+    try:
+        paths: dict[str, Path] = writer(report, directory)
+    except OSError as ex:
+        raise UsageError(
+            f"Could not write the reports to {directory} ({ex.strerror or ex}); choose another --report-dir."
+        ) from None
+    return paths
+
+
+def _line(rule_id: str, outcome: Outcome, reason: str = "", *, suffix: str = "") -> str:
+    text = f"{MARKS[outcome]} {rule_id}{suffix}"
+    return f"{text} — {_one_line(reason)}" if reason else text
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def reason_of(result: Result) -> str:
+    """One line saying why a rule got its outcome."""
+    if result.outcome in ("failed", "warning"):
+        item = result.failures[0]
+        detail = f" Got: {item.actual}" if item.actual else ""
+        return _one_line(item.message + detail)
+    if result.outcome == "skipped":
+        messages = [e.message for e in result.evidence if e.message]
+        return _one_line(messages[0]) if messages else "Not judged."
+    sources = sorted({e.source for e in result.evidence})
+    return "Judged by " + ", ".join(sources) + "."
+
+
+def summary_table(report: RunReport) -> list[str]:
+    """The end-of-run table: rule, level, outcome, one-line reason; then the counts and the verdict."""
+    width = max((len(r.rule.id) for r in report.results), default=4)
+    lines = [f"{'Rule':<{width}}  Level   Outcome  Reason", f"{'-' * width}  ------  -------  ------"]
+    for result in report.results:
+        outcome = f"{MARKS[result.outcome]} {result.outcome}"
+        lines.append(f"{result.rule.id:<{width}}  {result.rule.level:<6}  {outcome:<8} {reason_of(result)}")
+    counts = ", ".join(f"{report.count(o)} {o}" for o in ("passed", "failed", "warning", "skipped"))
+    verdict = (
+        "FAILED: a MUST rule does not hold" if report.verdict == "failed" else "PASSED: every MUST rule holds"
+    )
+    lines += ["", f"{counts} in {report.duration_s:.1f} s. {verdict}."]
+    return lines
+
+
+def _public_settings(settings: RunSettings, run_id: str) -> dict[str, object]:
+    # Never the key: this dict lands in every report.
+    return {
+        "base_url": safe_url(settings.base_url),
+        "api_key_header": settings.api_key_header,
+        "profile": settings.profile,
+        "only": list(settings.only),
+        "report_dir": str(settings.report_dir),
+        "max_writes": settings.max_writes,
+        "timeout": settings.timeout,
+        "seed": settings.seed,
+        "tag": settings.tag,
+        "run_id": run_id,
+    }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _tool_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "enginy-crm-contract": _version("enginy-crm-contract"),
+        "schemathesis": _version("schemathesis"),
+        "requests": _version("requests"),
+    }
+
+
+def exchanges_of(evidence: Iterable[Evidence]) -> list[Exchange]:
+    """Every exchange cited by some evidence (used by tests to look for leaked secrets)."""
+    return [exchange for item in evidence for exchange in item.exchanges]
