@@ -67,6 +67,9 @@ class ApiError(falcon.HTTPError):
         self.message = message
         self.why = why or f"{self.why_prefix}: {message.rstrip('.')}"
 
+    def __str__(self) -> str:
+        return self.message
+
 
 class BadRequest(ApiError):
     status_line = falcon.HTTP_400

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -178,15 +178,13 @@ class Validators:
 
     def check_path_param(self, operation_id: str, name: str, value: str) -> None:
         """Raise InvalidBody (400) if the path parameter breaks its schema."""
-        error = best_match(
-            itertools.islice(self._params[(operation_id, name)].iter_errors(value), _MAX_ERRORS)
-        )
+        error = _most_relevant(self._params[(operation_id, name)].iter_errors(value))
         if error is not None:
             raise InvalidBody(_describe(error, root=name))
 
     def check_component(self, name: str, instance: object) -> str | None:
         """Return a sentence describing why ``instance`` breaks the component schema, or None."""
-        error = best_match(itertools.islice(self._components[name].iter_errors(instance), _MAX_ERRORS))
+        error = _most_relevant(self._components[name].iter_errors(instance))
         return None if error is None else _describe(error)
 
     def check_body(
@@ -208,7 +206,7 @@ class Validators:
                 )
             ]
             if blocking:
-                best = best_match(blocking)
+                best = _most_relevant(blocking)
                 assert best is not None
                 raise InvalidBody(_describe(best))
             for error in errors:
@@ -244,6 +242,19 @@ class Validators:
                 return _EPOCH
             return "missing".ljust(int(schema.get("minLength", 0)), "-") if schema.get("minLength") else ""
         return {"boolean": False, "integer": 0, "number": 0, "array": [], "object": {}}.get(kind or "", "")
+
+
+def _relevance(error: ValidationError) -> tuple[int, bool]:
+    return -len(error.path), error.validator not in {"anyOf", "oneOf"}
+
+
+def _most_relevant(errors: Iterable[ValidationError]) -> ValidationError | None:
+    """The shallowest error, the first such in document order.
+
+    (jsonschema's best_match breaks ties by path, so it names ids[49] rather than ids[0].)
+    """
+    found = list(itertools.islice(errors, _MAX_ERRORS))
+    return max(found, key=_relevance) if found else None
 
 
 def _first_type(declared: object) -> str | None:
