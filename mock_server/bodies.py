@@ -33,7 +33,12 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     length = req.content_length  # Falcon answers 400 itself for a malformed Content-Length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"The body is {length} bytes; this server accepts at most {limit}.")
-    raw = req.bounded_stream.read(limit + 1)
+    if length is None and req.env.get("wsgi.input_terminated"):
+        # No Content-Length, but the server promises EOF at the end of the body (chunked uploads):
+        # read it ourselves, capped, since Falcon's bounded stream would read nothing.
+        raw = req.stream.read(limit + 1)
+    else:
+        raw = req.bounded_stream.read(limit + 1)
     req.context.raw_body = raw[:limit]
     if len(raw) > limit:
         raise PayloadTooLarge(f"The body is larger than {limit} bytes, the most this server accepts.")

@@ -186,6 +186,12 @@ class SqliteStore:
             self._db.execute("COMMIT")
 
     @staticmethod
+    def _key(record_id: str) -> str:
+        """The id as stored: JSON-escaped, because SQLite text must be valid UTF-8 and a JSON body
+        can smuggle in a lone surrogate ("\\ud800") that Python cannot encode."""
+        return json.dumps(record_id)
+
+    @staticmethod
     def _dumps(record: Record) -> str:
         # ensure_ascii: a lone surrogate from a JSON escape cannot be encoded as UTF-8 for SQLite.
         return json.dumps(record, separators=(",", ":"))
@@ -195,7 +201,7 @@ class SqliteStore:
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO records (kind, id, body) VALUES (?, ?, ?)",
-                [(kind, record["id"], self._dumps(record)) for record in records],
+                [(kind, self._key(record["id"]), self._dumps(record)) for record in records],
             )
             return db.total_changes - before
 
@@ -204,13 +210,13 @@ class SqliteStore:
             db.executemany(
                 "INSERT INTO records (kind, id, body) VALUES (?, ?, ?) "
                 "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-                [(kind, record["id"], self._dumps(record)) for record in records],
+                [(kind, self._key(record["id"]), self._dumps(record)) for record in records],
             )
 
     def get(self, kind: Kind, record_id: str) -> Record | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT body FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+                "SELECT body FROM records WHERE kind = ? AND id = ?", (kind, self._key(record_id))
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
@@ -220,9 +226,12 @@ class SqliteStore:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"SELECT id, body FROM records WHERE kind = ? AND id IN ({marks})", (kind, *chunk)
+                f"SELECT body FROM records WHERE kind = ? AND id IN ({marks})",
+                (kind, *(self._key(record_id) for record_id in chunk)),
             )
-            found.update((row[0], json.loads(row[1])) for row in rows)
+            for (body,) in rows:
+                record = json.loads(body)
+                found[record["id"]] = record
         return [found[i] for i in ids if i in found]
 
     def get_many(self, kind: Kind, ids: Sequence[str]) -> list[Record]:
@@ -234,7 +243,7 @@ class SqliteStore:
             changed = [change(record) for record in self._fetch(db, kind, _first_mentions(ids))]
             db.executemany(
                 "UPDATE records SET body = ? WHERE kind = ? AND id = ?",
-                [(self._dumps(record), kind, record["id"]) for record in changed],
+                [(self._dumps(record), kind, self._key(record["id"])) for record in changed],
             )
             return changed
 
