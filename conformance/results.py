@@ -1,0 +1,181 @@
+"""What a run finds out, in the one shape every report writer reads.
+
+A *check* judges one rule and either returns (the rule holds), raises `RuleViolation` (it does not) or
+raises `NotApplicable` (it could not be judged: a precondition failed or the server opted out). The
+runner turns each into `Evidence`, and folds all evidence about a rule into one `Result`.
+Report writers read only `Result`s; nothing here talks to the network or formats output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from enginy_spec import Rule
+
+__all__ = [
+    "CreatedRecord",
+    "Evidence",
+    "Exchange",
+    "NotApplicable",
+    "Outcome",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Result",
+    "RuleViolation",
+    "RunReport",
+    "fold",
+]
+
+Outcome = Literal["passed", "failed", "warning", "skipped"]
+
+# The order in which outcomes win when several pieces of evidence speak about one rule: a rule that
+# one source judged and another could not is judged ("passed" beats "skipped").
+_SEVERITY: Mapping[str, int] = {"skipped": 0, "passed": 1, "warning": 2, "failed": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """A request as sent, with every secret header value already replaced by `[REDACTED]`."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    """A response as received; `body` is text, truncated by the client to a readable size."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and what came back (`response` is None when nothing did)."""
+
+    request: RecordedRequest
+    response: RecordedResponse | None = None
+    error: str | None = None
+
+
+class RuleViolation(AssertionError):
+    """The server under test breaks `rule_id`.
+
+    `expected` and `actual` are short phrases a person can compare side by side; `exchanges` are the
+    requests that show it, newest last.
+    """
+
+    def __init__(
+        self,
+        rule_id: str,
+        *,
+        message: str,
+        expected: str,
+        actual: str,
+        exchanges: Iterable[Exchange] = (),
+    ) -> None:
+        super().__init__(message)
+        self.rule_id = rule_id
+        self.message = message
+        self.expected = expected
+        self.actual = actual
+        self.exchanges = tuple(exchanges)
+
+
+class NotApplicable(Exception):
+    """A rule could not be judged; `reason` says why in one sentence (it is shown as 'skipped')."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One finding about one rule, from one source (a scripted check or a Schemathesis phase)."""
+
+    rule_id: str
+    outcome: Outcome
+    source: str
+    message: str = ""
+    expected: str = ""
+    actual: str = ""
+    exchanges: tuple[Exchange, ...] = ()
+
+    @classmethod
+    def from_violation(cls, violation: RuleViolation, *, level: str, source: str) -> Evidence:
+        return cls(
+            rule_id=violation.rule_id,
+            outcome="failed" if level == "MUST" else "warning",
+            source=source,
+            message=violation.message,
+            expected=violation.expected,
+            actual=violation.actual,
+            exchanges=violation.exchanges,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The verdict on one rule: the worst outcome of its evidence, and all of that evidence."""
+
+    rule: Rule
+    outcome: Outcome
+    evidence: tuple[Evidence, ...] = ()
+
+    @property
+    def failures(self) -> tuple[Evidence, ...]:
+        return tuple(e for e in self.evidence if e.outcome in ("failed", "warning"))
+
+
+def fold(rule: Rule, evidence: Iterable[Evidence]) -> Result:
+    """Fold every piece of evidence about `rule` into its Result.
+
+    No evidence at all means nothing judged the rule, which is 'skipped', never 'passed': a verdict
+    must rest on something that was actually observed.
+    """
+    items = tuple(e for e in evidence if e.rule_id == rule.id)
+    if not items:
+        return Result(rule=rule, outcome="skipped", evidence=())
+    worst = max(items, key=lambda e: _SEVERITY[e.outcome]).outcome
+    return Result(rule=rule, outcome=worst, evidence=items)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRecord:
+    """A record the run created on the server under test, listed at the end for cleanup."""
+
+    kind: str  # "task", "activity", "contact", "company", "association"
+    id: str
+    via: str  # e.g. "POST /tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Everything the report writers need: one Result per judged rule plus the run's context.
+
+    `target` and `settings` are already free of secrets (the key is never stored here).
+    """
+
+    target: str
+    profile: str
+    started_at: str  # ISO 8601, UTC
+    duration_s: float
+    results: tuple[Result, ...]
+    created: tuple[CreatedRecord, ...] = ()
+    settings: Mapping[str, object] = field(default_factory=dict)
+    tool_versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Literal["passed", "failed"]:
+        """MUST rules decide the verdict; SHOULD failures are warnings only."""
+        return "failed" if any(r.outcome == "failed" for r in self.results) else "passed"
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
