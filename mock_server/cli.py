@@ -72,7 +72,6 @@ def _configure_logging(level: str, secrets: Sequence[str]) -> None:
         # Replace our handler from a previous run in this process (tests invoke the command repeatedly).
         log.handlers = [h for h in log.handlers if h.get_name() != PROG] + [handler]
         log.setLevel(max(getattr(logging, level.upper()), floor))
-        log.propagate = False
 
 
 def fault_catalogue() -> list[dict[str, Any]]:
