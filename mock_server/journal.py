@@ -49,8 +49,9 @@ def truncate_body(raw: bytes | None, limit: int, secrets: Sequence[str]) -> str 
     """The body as text (undecodable bytes replaced), redacted, cut to ``limit`` characters."""
     if raw is None:
         return None
-    text = redact(raw.decode("utf-8", errors="replace"), secrets)
-    if len(text) > limit:
+    # Decode only what can be shown (a UTF-8 character is at most 4 bytes): answers can be megabytes.
+    text = redact(raw[: limit * 4].decode("utf-8", errors="replace"), secrets)
+    if len(text) > limit or len(raw) > limit * 4:
         return f"{text[:limit]}... [{len(raw)} bytes in all]"
     return text
 
