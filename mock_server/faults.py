@@ -510,11 +510,16 @@ class FaultState:
             raise KeyError(f"{fault_id} is not a registered fault")
         return fault_id in self._selections
 
+    # A request may ask active() and then param()/draw() while PUT /__admin/faults swaps the set; a
+    # fault that vanished in between answers its default and a draw that never fires, not a KeyError.
+
     def param(self, fault_id: str, name: str) -> float:
         with self._lock:
-            return self._selections[fault_id].params[name]
+            selection = self._selections.get(fault_id)
+        return selection.params[name] if selection is not None else FAULTS.get(fault_id).param(name).default
 
     def draw(self, fault_id: str) -> float:
-        """A seeded random number in [0, 1) from this fault's own generator."""
+        """A seeded random number in [0, 1) from this fault's own generator (1.0 once switched off)."""
         with self._lock:
-            return self._random[fault_id].random()
+            generator = self._random.get(fault_id)
+            return generator.random() if generator is not None else 1.0

@@ -108,12 +108,17 @@ MockFactory = Callable[..., Mock]
 def make_mock() -> MockFactory:
     """Build a mock from config overrides; ``store=`` injects a store, ``faults=`` switches faults on."""
 
-    def build(*, store: Store | None = None, faults: tuple[str, ...] = (), **overrides: Any) -> Mock:
+    def build(
+        *,
+        store: Store | None = None,
+        faults: tuple[str, ...] = (),
+        ids: Callable[[str], str] | None = None,
+        **overrides: Any,
+    ) -> Mock:
         clock = FixedClock()
         chosen = store if store is not None else MemoryStore()
-        app = create_app(
-            make_config(fault_specs=faults, **overrides), store=chosen, clock=clock, ids=CountingIds()
-        )
+        config = make_config(fault_specs=faults, **overrides)
+        app = create_app(config, store=chosen, clock=clock, ids=ids or CountingIds())
         client = falcon.testing.TestClient(app, headers={"X-API-Key": API_KEY})
         return Mock(app=app, store=chosen, clock=clock, client=client)
 

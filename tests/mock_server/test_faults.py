@@ -160,3 +160,9 @@ def test_faults_can_be_replaced_at_run_time(mock):
     }
     mock.set_faults()
     assert mock.client.simulate_get("/tasks/nope").status_code == 404
+
+
+def test_a_fault_switched_off_mid_request_answers_defaults_instead_of_failing():
+    state = FaultState(parse_faults(["error-rate:rate=0.5"]))
+    state.replace(())
+    assert state.param("error-rate", "rate") == 0.1 and state.draw("error-rate") == 1.0

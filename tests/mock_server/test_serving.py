@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from mock_server import MockConfig, MockServer, SqliteStore, create_app
+from mock_server import MemoryStore, MockConfig, MockServer, SqliteStore, create_app
+from mock_server.runtime import uuid_ids
 
 KEY = "test-key-0123"
 
@@ -225,9 +226,8 @@ def _hammer(live, threads: int = 8, per_thread: int = 200) -> list[str]:
 
 @pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
 def test_8_threads_x_200_creates_give_1600_distinct_readable_tasks(make_live, tmp_path, store_kind):
-    store = SqliteStore(tmp_path / "mock.db") if store_kind == "sqlite" else None
-    live = make_live(store=store, threads=8) if store else make_live(threads=8)
-    # The injected CountingIds is thread-safe; uuid4 in production is too.
+    store = SqliteStore(tmp_path / "mock.db") if store_kind == "sqlite" else MemoryStore()
+    live = make_live(store=store, threads=8, ids=uuid_ids)  # the production id source
     started = time.perf_counter()
     ids = _hammer(live)
     assert len(ids) == len(set(ids)) == 1600
@@ -236,6 +236,5 @@ def test_8_threads_x_200_creates_give_1600_distinct_readable_tasks(make_live, tm
     tasks = reply.json()
     assert [task["id"] for task in tasks] == ids
     assert {task["subject"] for task in tasks} == {f"{s}-{n}" for s in range(8) for n in range(200)}
-    if store is not None:
-        store.close()
+    store.close()
     assert time.perf_counter() - started < 60
