@@ -273,6 +273,12 @@ _ALL_FAULTS: tuple[Fault, ...] = (
         "POST /contacts/sync compares LinkedIn URLs exactly, so a trailing slash prevents a match.",
     ),
     _rule(
+        "CONTACT-UPDATE",
+        "PUT /contacts answers success: false ('Update failed') for every known crmId and updates nothing.",
+        # That rule's statement also demands that "the known one succeeds".
+        also_breaks=("CONTACT-UPDATE-UNKNOWN-PARTIAL",),
+    ),
+    _rule(
         "CONTACT-UPDATE-UNKNOWN-PARTIAL",
         "PUT /contacts answers 404 for the whole request (and updates nothing) when any crmId is unknown.",
     ),
@@ -294,6 +300,10 @@ _ALL_FAULTS: tuple[Fault, ...] = (
         "COMPANY-SYNC-MATCHES-DOMAIN",
         "POST /companies/sync compares domains exactly as sent (no lower-casing, scheme, "
         "www. or path stripping).",
+    ),
+    _rule(
+        "COMPANY-UPDATE",
+        "PUT /companies answers success: false ('Update failed') for every known crmId and updates nothing.",
     ),
     _rule(
         "COMPANY-UPDATE-UNKNOWN-PARTIAL",

@@ -132,6 +132,18 @@ class Records:
             unknown = next((crm_id for crm_id in crm_ids if crm_id not in known), None)
             if unknown is not None and rt.applies(req, partial_fault):
                 raise NotFound(f"{family.noun} not found: {unknown[:100]}.")
+        if rt.active(f"{family.fault_prefix}-UPDATE"):
+            known = {record["id"] for record in rt.store.get_many(family.kind, crm_ids)}
+            if known and rt.applies(req, f"{family.fault_prefix}-UPDATE"):
+                resp.media = {
+                    "results": [
+                        {"crmId": crm_id, "success": False, "error": "Update failed"}
+                        if crm_id in known
+                        else {"crmId": crm_id, "success": False, "error": f"{family.noun} not found"}
+                        for crm_id in crm_ids
+                    ]
+                }
+                return
         # Items naming the same crmId apply in order, the later fields winning; one atomic update.
         changes: dict[str, dict[str, Any]] = {}
         for item in items:

@@ -423,7 +423,8 @@ def _update_partial(mock, family):
     result = mock.client.simulate_put(f"/{family}", json={family: items})
     assert result.status_code == 200
     by_id = {r["crmId"]: r for r in result.json["results"]}
-    assert by_id[crm_id].get("success", True) is True
+    if family == "contacts":  # only the contacts rule says "the known one succeeds"
+        assert by_id[crm_id].get("success", True) is True
     assert by_id.get(items[1]["crmId"], {"success": False})["success"] is False
 
 
@@ -1163,3 +1164,20 @@ def test_every_fault_has_a_scenario():
     transport = {fault.id for fault in FAULTS if fault.kind == "transport"}
     # Transport faults are pinned in test_faults.py and test_serving.py (drop-connection needs a socket).
     assert SCENARIOS | transport == set(FAULTS.ids)
+
+
+@pytest.mark.parametrize("family", ["contacts", "companies"])
+def test_update_faults(make_mock, family):
+    prefix = "CONTACT" if family == "contacts" else "COMPANY"
+    mock = make_mock(faults=(f"{prefix}-UPDATE",))
+    (crm_id,) = mock.create(family, {"externalId": "a"})
+    result = mock.client.simulate_put(
+        f"/{family}", json={family: [{"crmId": crm_id, "ownerId": "u"}, {"crmId": "x"}]}
+    )
+    assert result.status_code == 200
+    assert result.json["results"][0] == {"crmId": crm_id, "success": False, "error": "Update failed"}
+    assert result.json["results"][1]["success"] is False
+    assert "ownerId" not in mock.admin("GET", "records", params={"kind": family}).json[family][0]
+
+
+SCENARIOS.update({"CONTACT-UPDATE", "COMPANY-UPDATE"})
