@@ -85,8 +85,10 @@ class JournalRecorder:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         reasons: list[str] = getattr(req.context, "why", None) or []
         why = "; ".join(reasons) if reasons else ("ok" if status < 400 else f"status {status}")
+        # Paths are client input: escape control characters so that one request is one log line.
+        shown_path = req.path.encode("unicode_escape").decode("ascii")[:300]
         access_log.info(
-            "%s %s -> %s (%s) %.1fms", req.method, req.path, status or "dropped", why, duration_ms
+            "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
         )
         if is_admin_path(req.path):
             return

@@ -102,3 +102,13 @@ def test_journal_says_why_for_validation_errors(mock):
         "Expecting property name enclosed in double quotes at line 1 column 2",
         "validation error: contacts[0].externalId is required",
     ]
+
+
+def test_the_access_log_is_one_line_per_request_even_for_hostile_paths(mock, caplog):
+    with caplog.at_level("INFO", logger="mock_server.access"):
+        mock.client.simulate_get("/tasks/a%0Ab%00c")
+        mock.client.simulate_get("/health")
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
+        "GET /tasks/a\\nb\\x00c -> 404",
+        "GET /health -> 200",
+    ]
