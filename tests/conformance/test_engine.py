@@ -35,6 +35,7 @@ from conformance.engine import (
     EngineError,
     _Collector,
     build_config,
+    estimated_writes,
     judge_generated,
 )
 from conformance.engine_recording import REDACTED, Redactor
@@ -89,6 +90,7 @@ class Traffic:
     """What the server saw: counts prove that a skipped run sent nothing."""
 
     requests: int = 0
+    writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -102,6 +104,7 @@ def make_app(
         def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
             with traffic.lock:
                 traffic.requests += 1
+                traffic.writes += req.method in ("POST", "PUT", "PATCH")
             if "AUTH-MISSING-KEY" in faults:  # auth switched off entirely
                 return
             got = req.get_header(header)
@@ -378,6 +381,8 @@ def test_conformant_server_passes(serve: Serve, tmp_path: Path, monkeypatch: pyt
     }
     assert all(item.source.startswith("schemathesis:") for item in evidence)
     assert traffic.requests > 100
+    # The --max-writes gate rests on this estimate; ignored_auth probes and shrinking add a little.
+    assert 0.75 * traffic.writes <= estimated_writes(SMALL_ALL_PHASES) <= 1.25 * traffic.writes
     assert list(tmp_path.iterdir()) == []
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
         assert any(f"{phase} phase finished" in message for message in messages), messages
