@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
-from conformance.client import WRITE_METHODS, Client, Reply
+from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, Reply
 from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
 from conformance.results import (
     Evidence,
@@ -212,7 +212,10 @@ def run(
         )
         evidence = judge_scripted(ctx, selected, out)
         evidence += side_evidence(ctx, selected, out)
-        evidence += _run_engine(settings, selected, evidence, out, notes, enabled=engine)
+        # Schemathesis reads every answer whole and feeds ids from answers into later URLs; against a
+        # server answering megabytes that takes unbounded time and memory, so it is not started.
+        oversized = any(reply.truncated for reply in client.log)
+        evidence += _run_engine(settings, selected, evidence, out, notes, enabled=engine, oversized=oversized)
     finally:
         client.close()
     results = tuple(fold(rule, evidence) for rule in selected)
@@ -383,6 +386,7 @@ def _run_engine(
     notes: list[str],
     *,
     enabled: bool,
+    oversized: bool = False,
 ) -> list[Evidence]:
     """Evidence from Schemathesis' generated requests; its rules are 'skipped' when it cannot run."""
     reason = None
@@ -390,6 +394,11 @@ def _run_engine(
     engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
     if not enabled:
         reason = "The Schemathesis pass was turned off for this run."
+    elif oversized:
+        reason = (
+            f"The Schemathesis pass was not run: the server answered more than {MAX_BODY_BYTES // 1024} KiB "
+            "to a scripted request, and the pass reads every answer whole."
+        )
     else:
         try:
             module = importlib.import_module("conformance.engine")

@@ -33,6 +33,19 @@ from conformance.settings import RunSettings
 
 KEY = "fake-key-0123456789"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin tests need `pytester`. `pytest_plugins = ["pytester"]` is refused in a conftest below
+    # the rootdir, and this one is not loaded early when pytest runs from the repository root, so it is
+    # registered here, with the two options its own pytest_addoption would have added (that hook has
+    # already run). The clean fix is one line in a top-level tests/conftest.py.
+    if not config.pluginmanager.has_plugin("pytester"):
+        for name, default in (("lsof", False), ("runpytest", "inprocess")):
+            if not hasattr(config.option, name):
+                setattr(config.option, name, default)
+        config.pluginmanager.import_plugin("pytester")
+
+
 Answer = tuple[int, Any]  # (status, JSON-able body, or bytes for a raw body)
 
 

@@ -1,0 +1,329 @@
+"""enginy-conformance: the command line. The docstrings below are the help.
+
+Exit codes: 0 every MUST rule holds (SHOULD failures are warnings); 1 a MUST rule fails; 2 the tool
+was misused or the server could not be judged at all (one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+
+from conformance.config import Resolved, resolve_settings
+from conformance.errors import TransportError, UsageError
+from conformance.runner import RunOutcome, describe_plan, plan_run, run, safe_url, summary_table
+from conformance.settings import RunSettings
+from enginy_spec import load_catalogue
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MOCK_START_S: Final = 30.0
+_LISTENING = re.compile(r"listening on (https?://\S+)")
+
+
+class Fatal(click.ClickException):
+    """A usage error or an unreachable server: one line on stderr, exit 2."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except (UsageError, TransportError) as ex:
+        raise Fatal(str(ex)) from None
+
+
+def _target_options(function: F) -> F:
+    """--base-url, --api-key, --api-key-header, --config: where the server is and how to reach it."""
+    options = [
+        click.option(
+            "--base-url", metavar="URL", help="Root URL of the server under test. [env ENGINY_BASE_URL]"
+        ),
+        click.option(
+            "--api-key",
+            metavar="KEY",
+            help="The API key. Prefer the environment variable ENGINY_API_KEY: a key given here lands in "
+            "your shell history and in process lists.",
+        ),
+        click.option(
+            "--api-key-header",
+            metavar="NAME",
+            help="Header that carries the key. [env ENGINY_API_KEY_HEADER; default X-API-Key]",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="TOML file with the same settings (base-url, profile, only, ...). [default: "
+            "./enginy-conformance.toml when it exists]",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _run_options(function: F) -> F:
+    """The options every judging command shares (run and demo)."""
+    options = [
+        click.option(
+            "--profile",
+            type=click.Choice(["quick", "full"]),
+            help="quick: scripted checks and a short Schemathesis pass; full: every Schemathesis phase with "
+            "more examples. [env ENGINY_PROFILE; default quick]",
+        ),
+        click.option(
+            "--only",
+            "only",
+            multiple=True,
+            metavar="RULE-ID",
+            help="Judge only this rule (repeatable, or comma-separated). [env ENGINY_ONLY]",
+        ),
+        click.option(
+            "--report-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where report.json, junit.xml, report.html and summary.md go. [env ENGINY_REPORT_DIR; "
+            "default reports/]",
+        ),
+        click.option(
+            "--max-writes",
+            type=int,
+            metavar="N",
+            help="At most N POST/PUT/PATCH requests; checks beyond it are skipped. [env ENGINY_MAX_WRITES]",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            metavar="S",
+            help="Seconds to wait to connect and for each answer. [env ENGINY_TIMEOUT; default 10]",
+        ),
+        click.option(
+            "--seed", type=int, metavar="N", help="Seed of the Schemathesis pass. [env ENGINY_SEED]"
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="enginy-crm-contract", prog_name="enginy-conformance")
+def cli() -> None:
+    """Judge a Custom CRM server against the Enginy contract.
+
+    Enginy calls these endpoints on your CRM; this suite calls them the way Enginy does and judges each
+    answer against the rules in spec/rules.yaml. Exit codes: 0 when every MUST rule holds (SHOULD
+    failures are warnings), 1 when a MUST rule fails, 2 for a usage error or an unreachable server.
+
+    \b
+    Example:
+      export ENGINY_API_KEY=your-key
+      enginy-conformance run --base-url https://crm.example.com/enginy
+      enginy-conformance rules --level MUST
+      enginy-conformance demo
+    """
+
+
+@cli.command("run")
+@_target_options
+@_run_options
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (rules, requests, write count) and send nothing."
+)
+@click.pass_context
+def run_command(ctx: click.Context, /, config_file: Path | None, dry_run: bool, **flags: Any) -> None:
+    """Judge the server at --base-url and write the reports.
+
+    Every record the run creates is tagged 'enginy-conformance' (subjects, externalIds, emails at
+    example.invalid, and {"enginyConformance": true} in activity metadata) and listed in the report
+    for cleanup. Settings come from flags, then ENGINY_* environment variables, then the config file.
+    Pass the key in ENGINY_API_KEY rather than --api-key: the command line lands in shell history.
+
+    \b
+    Example:
+      export ENGINY_API_KEY=your-key
+      enginy-conformance run --base-url https://crm.example.com/enginy
+      enginy-conformance run --base-url http://localhost:8080 --only TASK-BATCH-ROUTE --dry-run
+      enginy-conformance run --config enginy-conformance.toml --profile full --report-dir out/
+    """
+    with _one_line_errors():
+        resolved = resolve_settings(
+            flags, os.environ, config_file=config_file, cwd=Path.cwd(), dry_run=dry_run
+        )
+        if dry_run:
+            for line in describe_plan(resolved.settings, plan_run(resolved.settings)):
+                click.echo(line)
+            return
+        _echo_header(resolved)
+        outcome = run(resolved.settings, out=click.echo)
+    _echo_outcome(outcome)
+    ctx.exit(outcome.exit_code)
+
+
+@cli.command("rules")
+@click.option("--json", "as_json", is_flag=True, help="Print the rules as a JSON array.")
+@click.option(
+    "--level", type=click.Choice(["MUST", "SHOULD"], case_sensitive=False), help="Only rules of this level."
+)
+def rules_command(as_json: bool, level: str | None) -> None:
+    """List the rules of the catalogue: id, level, operations and statement.
+
+    \b
+    Example:
+      enginy-conformance rules
+      enginy-conformance rules --level SHOULD
+      enginy-conformance rules --json | jq '.[].id'
+    """
+    from conformance.checks import CHECKS
+
+    rules = [rule for rule in load_catalogue() if level is None or rule.level == level.upper()]
+    if as_json:
+        data = [
+            {
+                "id": rule.id,
+                "level": rule.level,
+                "operations": list(rule.operations),
+                "statement": rule.statement,
+                "source": {"document": rule.source.document, "quote": rule.source.quote},
+                "judged_by": "scripted" if rule.id in CHECKS else "schemathesis",
+            }
+            for rule in rules
+        ]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    width = max((len(rule.id) for rule in rules), default=2)
+    for rule in rules:
+        ops = (
+            ", ".join(rule.operations) if len(rule.operations) <= 3 else f"{len(rule.operations)} operations"
+        )
+        click.echo(f"{rule.id:<{width}}  {rule.level:<6}  {ops}")
+        click.echo(f"{'':<{width}}  {rule.statement}")
+
+
+@cli.command("demo")
+@_run_options
+@click.pass_context
+def demo_command(ctx: click.Context, /, **flags: Any) -> None:
+    """Run the suite against the bundled reference mock, to see what a run and its reports look like.
+
+    Starts the mock (python -m mock_server) on a free local port with a random key, judges it, writes
+    the reports, and stops the mock. The mock is conformant, so every MUST rule should hold.
+
+    \b
+    Example:
+      enginy-conformance demo
+      enginy-conformance demo --only TASK-BATCH-ROUTE --report-dir /tmp/demo-reports
+    """
+    with _one_line_errors():
+        if importlib.util.find_spec("mock_server") is None:
+            raise UsageError(
+                "The bundled mock (mock_server) is not installed; install the project with "
+                "'python -m pip install -e .' and run the demo again."
+            )
+        key = secrets.token_urlsafe(24)
+        # Only the demo's own flags: ENGINY_BASE_URL and friends describe the user's server, not the mock.
+        resolved = resolve_settings(flags, {}, require_target=False)
+        with _mock(key) as url:
+            settings = _with_target(resolved.settings, url, key)
+            click.echo(f"enginy-conformance: the bundled mock listens on {url}; judging it.")
+            outcome = run(settings, out=click.echo)
+    _echo_outcome(outcome)
+    ctx.exit(outcome.exit_code)
+
+
+def _with_target(settings: RunSettings, url: str, key: str) -> RunSettings:
+    from dataclasses import replace
+
+    return replace(settings, base_url=url, api_key=key)
+
+
+@contextlib.contextmanager
+def _mock(key: str) -> Iterator[str]:
+    """Start `python -m mock_server` on a free port; yield its URL; stop it (by its pid) afterwards."""
+    # The mock reads ENGINY_* variables too (faults, keys, a database file); the demo wants it plain.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mock_server", "--port", "0", "--api-key", key, "--log-level", "warning"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        try:
+            url = _await_listening(process, errors)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def _await_listening(process: subprocess.Popen[str], errors: Any) -> str:
+    lines: list[str] = []
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(_MOCK_START_S)
+    match = _LISTENING.search(lines[0]) if lines else None
+    if match is None:
+        errors.seek(0)
+        tail = [line.strip() for line in errors.read().splitlines() if line.strip()][-1:]
+        why = f": {tail[0]}" if tail else ""
+        raise UsageError(
+            f"The bundled mock did not start within {_MOCK_START_S:g} s{why}; run 'python -m mock_server "
+            "--port 0 --api-key test' to see why."
+        )
+    return match.group(1)
+
+
+def _echo_header(resolved: Resolved) -> None:
+    settings = resolved.settings
+    click.echo(
+        f"enginy-conformance: judging {safe_url(settings.base_url)} (profile {settings.profile}; key from "
+        f"{resolved.describe_source('api_key')}, sent as {settings.api_key_header})"
+    )
+
+
+def _echo_outcome(outcome: RunOutcome) -> None:
+    click.echo("")
+    for line in summary_table(outcome.report):
+        click.echo(line)
+    for note in outcome.notes:
+        click.echo(f"Note: {note}")
+    if outcome.report.created:
+        tag = outcome.report.settings.get("tag", "enginy-conformance")
+        click.echo(
+            f"The run created {len(outcome.report.created)} records on the server, all tagged '{tag}'; "
+            "the report lists them for cleanup."
+        )
+    if outcome.report_paths:
+        click.echo("Reports:")
+        for name, path in outcome.report_paths.items():
+            click.echo(f"  {name}: {path}")
+
+
+def main() -> None:
+    """The console script `enginy-conformance`."""
+    cli(prog_name="enginy-conformance")

@@ -1,0 +1,272 @@
+"""Where a run's settings come from: flags, environment variables, a TOML file, defaults.
+
+Precedence is flag > environment > config file > default, decided in `resolve_settings` and nowhere
+else. Every setting has one name per source:
+
+    setting         flag              environment              config file (TOML, top level)
+    base_url        --base-url        ENGINY_BASE_URL          base-url
+    api_key         --api-key         ENGINY_API_KEY           api-key
+    api_key_header  --api-key-header  ENGINY_API_KEY_HEADER    api-key-header
+    profile         --profile         ENGINY_PROFILE           profile          (quick | full)
+    only            --only            ENGINY_ONLY              only             (rule ids, comma-separated)
+    report_dir      --report-dir      ENGINY_REPORT_DIR        report-dir
+    max_writes      --max-writes      ENGINY_MAX_WRITES        max-writes
+    timeout         --timeout         ENGINY_TIMEOUT           timeout          (seconds)
+    seed            --seed            ENGINY_SEED              seed
+
+The config file is `--config FILE`, else `enginy-conformance.toml` in the working directory when it
+exists. A bad value is a UsageError naming the source it came from, so the user knows what to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, cast, get_args
+from urllib.parse import urlsplit
+
+from conformance.errors import UsageError
+from conformance.settings import Profile, RunSettings
+
+__all__ = ["CONFIG_FILE_NAME", "SETTINGS", "Resolved", "Setting", "parse_value", "resolve_settings"]
+
+CONFIG_FILE_NAME: Final = "enginy-conformance.toml"
+_PROFILES: Final = get_args(Profile)
+# RFC 9110 token: the characters a header name may hold.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+Source = Literal["flag", "env", "file", "default"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str  # RunSettings field
+    flag: str
+    env: str
+    key: str  # in the TOML file
+
+
+SETTINGS: Final = tuple(
+    Setting(name, "--" + name.replace("_", "-"), "ENGINY_" + name.upper(), name.replace("_", "-"))
+    for name in (
+        "base_url",
+        "api_key",
+        "api_key_header",
+        "profile",
+        "only",
+        "report_dir",
+        "max_writes",
+        "timeout",
+        "seed",
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The settings, and where each came from ("flag", "env", "file" or "default")."""
+
+    settings: RunSettings
+    sources: Mapping[str, Source]
+    config_file: Path | None
+
+    def describe_source(self, name: str) -> str:
+        setting = next(s for s in SETTINGS if s.name == name)
+        return {
+            "flag": setting.flag,
+            "env": setting.env,
+            "file": f"{setting.key} in {self.config_file}",
+            "default": "the default",
+        }[self.sources[name]]
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    *,
+    config_file: Path | None = None,
+    cwd: Path | None = None,
+    dry_run: bool = False,
+    require_target: bool = True,
+) -> Resolved:
+    """Resolve every setting, flag > environment > config file > default, and validate it.
+
+    `flags` holds the command-line values by setting name (None or () when not given). Raises UsageError
+    naming the flag, variable or file entry at fault.
+    """
+    path = config_file
+    if path is None and cwd is not None and (cwd / CONFIG_FILE_NAME).is_file():
+        path = cwd / CONFIG_FILE_NAME
+    file_values = _read_config(path) if path is not None else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for setting in SETTINGS:
+        flag_value = flags.get(setting.name)
+        if flag_value is not None and flag_value != ():
+            raw, source, where = flag_value, "flag", setting.flag
+        elif env.get(setting.env, "").strip():
+            raw, source, where = env[setting.env], "env", f"{setting.env} in the environment"
+        elif setting.key in file_values:
+            raw, source, where = file_values[setting.key], "file", f"{setting.key} in {path}"
+        else:
+            continue
+        values[setting.name] = _PARSERS[setting.name](raw, where)
+        sources[setting.name] = cast(Source, source)
+    for setting in SETTINGS:
+        sources.setdefault(setting.name, "default")
+    if require_target and "base_url" not in values:
+        raise UsageError(
+            "No server to judge: pass --base-url URL or set ENGINY_BASE_URL (or base-url in the config file)."
+        )
+    if require_target and not dry_run and not values.get("api_key"):
+        raise UsageError(
+            "No API key: set ENGINY_API_KEY (preferred: a key given with --api-key lands in your shell "
+            "history) or pass --api-key."
+        )
+    settings = RunSettings(
+        base_url=values.get("base_url", ""),
+        api_key=values.get("api_key", ""),
+        dry_run=dry_run,
+        **{name: value for name, value in values.items() if name not in ("base_url", "api_key")},
+    )
+    return Resolved(settings=settings, sources=sources, config_file=path)
+
+
+def parse_value(name: str, raw: Any, where: str) -> Any:
+    """Validate one setting's raw value; `where` names its source in the UsageError (e.g. "--timeout")."""
+    return _PARSERS[name](raw, where)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(
+            f"The config file {path} does not exist; check the path given to --config."
+        ) from None
+    except OSError as ex:
+        raise UsageError(
+            f"The config file {path} cannot be read ({ex.strerror}); check its permissions."
+        ) from None
+    except tomllib.TOMLDecodeError as ex:
+        raise UsageError(
+            f"The config file {path} is not valid TOML ({ex}); fix it or pass another --config."
+        ) from None
+    known = [setting.key for setting in SETTINGS]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key.replace("_", "-"), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(
+                f"The config file {path} has an unknown key {key!r}{hint}; the keys are {', '.join(known)}."
+            )
+    return data
+
+
+# --- parsers: (raw value, where it came from) -> value, or UsageError naming `where` ------------------
+
+
+def _text(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise UsageError(f"{where} must be a non-empty string.")
+    return raw.strip()
+
+
+def _base_url(raw: Any, where: str) -> str:
+    url = _text(raw, where)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{where} must be an http:// or https:// URL with a host, not {url!r}.")
+    if parts.query or parts.fragment:
+        raise UsageError(f"{where} must not carry a query or fragment ({url!r}); give the base URL only.")
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise UsageError(f"{where} has an invalid port: {url!r}.") from None
+    return url.rstrip("/")
+
+
+def _api_key(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise UsageError(f"{where} must be a non-empty string.")
+    if any(ch in raw for ch in "\r\n"):
+        raise UsageError(f"{where} holds a line break; an HTTP header value cannot.")
+    return raw
+
+
+def _header(raw: Any, where: str) -> str:
+    name = _text(raw, where)
+    if not _HEADER_NAME.match(name):
+        raise UsageError(f"{where} is not a valid HTTP header name: {name!r}.")
+    return name
+
+
+def _profile(raw: Any, where: str) -> str:
+    value = _text(raw, where).lower()
+    if value not in _PROFILES:
+        raise UsageError(f"{where} must be one of {', '.join(_PROFILES)}, not {raw!r}.")
+    return value
+
+
+def _only(raw: Any, where: str) -> tuple[str, ...]:
+    items: list[str] = []
+    if isinstance(raw, str):
+        items = [raw]
+    elif isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+        items = list(raw)
+    else:
+        raise UsageError(f"{where} must be rule ids (a list of strings).")
+    ids = [part.strip().upper() for item in items for part in re.split(r"[,\s]+", item) if part.strip()]
+    if not ids:
+        raise UsageError(f"{where} names no rule id.")
+    return tuple(dict.fromkeys(ids))
+
+
+def _path(raw: Any, where: str) -> Path:
+    if isinstance(raw, Path):
+        return raw
+    return Path(_text(raw, where)).expanduser()
+
+
+def _integer(minimum: int, what: str) -> Callable[[Any, str], int]:
+    def parse(raw: Any, where: str) -> int:
+        if isinstance(raw, bool):
+            raise UsageError(f"{where} must be {what}, not {raw!r}.")
+        try:
+            value = int(raw) if not isinstance(raw, float) else math.nan
+        except (TypeError, ValueError):
+            value = math.nan
+        if value != value or value < minimum:  # NaN check: not an integer at all
+            raise UsageError(f"{where} must be {what}, not {raw!r}.")
+        return int(value)
+
+    return parse
+
+
+def _seconds(raw: Any, where: str) -> float:
+    try:
+        value = float(raw) if not isinstance(raw, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 3600:
+        raise UsageError(f"{where} must be a number of seconds above 0 (at most 3600), not {raw!r}.")
+    return value
+
+
+_PARSERS: Final[dict[str, Callable[[Any, str], Any]]] = {
+    "base_url": _base_url,
+    "api_key": _api_key,
+    "api_key_header": _header,
+    "profile": _profile,
+    "only": _only,
+    "report_dir": _path,
+    "max_writes": _integer(0, "a whole number of requests (0 or more)"),
+    "timeout": _seconds,
+    "seed": _integer(0, "a whole number (0 or more)"),
+}

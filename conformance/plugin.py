@@ -1,0 +1,285 @@
+"""enginy_conformance: the conformance suite as a pytest plugin, one test item per rule.
+
+Registered through the `pytest11` entry point, so it is present in every pytest run of an environment
+where the project is installed, and it adds NOTHING until a base URL is configured. Then it adds one
+item per selected rule, `test_rule[RULE-ID]`: a MUST rule that fails fails its item, a SHOULD rule that
+fails passes with an EnginyShouldWarning, a rule that could not be judged is skipped with the reason.
+The suite runs once, when the first item runs, for the rules of the items left after `-k`/`-m`.
+
+Settings, each a command-line option with an ini twin and an environment fallback:
+
+    --enginy-base-url        enginy_base_url        ENGINY_BASE_URL
+    --enginy-api-key         enginy_api_key         ENGINY_API_KEY      (prefer the environment)
+    --enginy-api-key-header  enginy_api_key_header  ENGINY_API_KEY_HEADER
+    --enginy-profile         enginy_profile         ENGINY_PROFILE
+    --enginy-only            enginy_only            ENGINY_ONLY
+
+Precedence is command line > environment > ini, resolved in `resolve_plugin_settings` only. JUnit XML
+comes from pytest's own --junitxml.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+if TYPE_CHECKING:  # the suite itself is imported only when a run is configured: pytest stays fast
+    from conformance.results import Result
+    from conformance.runner import RunOutcome
+    from conformance.settings import RunSettings
+
+__all__ = ["EnginyShouldWarning", "PluginOption", "RuleItem", "resolve_plugin_settings"]
+
+GROUP: Final = "enginy-conformance"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginOption:
+    name: str  # RunSettings field
+    flag: str
+    ini: str
+    env: str
+    help: str
+
+
+OPTIONS: Final = (
+    PluginOption(
+        "base_url",
+        "--enginy-base-url",
+        "enginy_base_url",
+        "ENGINY_BASE_URL",
+        "Root URL of the Custom CRM server to judge; without it this plugin adds no tests.",
+    ),
+    PluginOption(
+        "api_key",
+        "--enginy-api-key",
+        "enginy_api_key",
+        "ENGINY_API_KEY",
+        "API key for the server. Prefer the ENGINY_API_KEY environment variable (not shell history, "
+        "not a committed ini file).",
+    ),
+    PluginOption(
+        "api_key_header",
+        "--enginy-api-key-header",
+        "enginy_api_key_header",
+        "ENGINY_API_KEY_HEADER",
+        "Header carrying the key (default X-API-Key).",
+    ),
+    PluginOption(
+        "profile",
+        "--enginy-profile",
+        "enginy_profile",
+        "ENGINY_PROFILE",
+        "quick (default) or full: how much Schemathesis testing comes on top of the scripted checks.",
+    ),
+    PluginOption(
+        "only",
+        "--enginy-only",
+        "enginy_only",
+        "ENGINY_ONLY",
+        "Judge only these rule ids (comma-separated; the option is repeatable).",
+    ),
+)
+
+_SETTINGS_KEY: Final = pytest.StashKey["PluginSettings | None"]()
+_SOURCES_KEY: Final = pytest.StashKey["dict[str, str]"]()
+_OUTCOME_KEY: Final = pytest.StashKey["RunOutcome | str"]()
+
+
+class EnginyShouldWarning(UserWarning):
+    """A SHOULD rule of the Enginy contract does not hold: a warning, not a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    settings: RunSettings
+    sources: Mapping[str, str]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "Enginy Custom CRM conformance (runs only when a base URL is set)")
+    for option in OPTIONS:
+        if option.name == "only":
+            group.addoption(
+                option.flag,
+                dest=option.ini,
+                action="append",
+                default=None,
+                metavar="RULE-ID",
+                help=option.help,
+            )
+        else:
+            group.addoption(option.flag, dest=option.ini, default=None, help=option.help)
+        parser.addini(option.ini, help=option.help, default=None)
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        value = config.getini(name)
+    except ValueError:
+        return None
+    return value if value not in (None, "", []) else None
+
+
+def resolve_plugin_settings(
+    config: pytest.Config, env: Mapping[str, str] | None = None
+) -> PluginSettings | None:
+    """Command line > environment > ini, for every option; None when no base URL is configured.
+
+    Raises pytest.UsageError naming the option, variable or ini key whose value is bad.
+    """
+    from conformance.config import parse_value
+    from conformance.errors import UsageError
+    from conformance.settings import RunSettings
+
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        cli_value = config.getoption(option.ini)
+        if cli_value not in (None, []):
+            raw, where = cli_value, option.flag
+        elif env.get(option.env, "").strip():
+            raw, where = env[option.env], f"{option.env} in the environment"
+        elif _ini(config, option.ini) is not None:
+            raw, where = _ini(config, option.ini), f"{option.ini} in the ini file"
+        else:
+            continue
+        try:
+            values[option.name] = parse_value(option.name, raw, where)
+        except UsageError as ex:
+            raise pytest.UsageError(str(ex)) from None
+        sources[option.name] = where
+    if "base_url" not in values:
+        return None
+    if not values.get("api_key"):
+        raise pytest.UsageError(
+            "enginy-conformance: a base URL is set but no API key; set ENGINY_API_KEY (or --enginy-api-key)."
+        )
+    return PluginSettings(settings=RunSettings(**values), sources=sources)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "enginy_rule(rule_id, level): a rule of the Enginy Custom CRM contract"
+    )
+    config.stash[_SETTINGS_KEY] = resolve_plugin_settings(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    configured = config.stash.get(_SETTINGS_KEY, None)
+    if configured is None:
+        return None
+    from conformance.runner import safe_url
+
+    settings = configured.settings
+    only = ", ".join(settings.only) if settings.only else "all rules"
+    return [
+        f"enginy-conformance: base-url {safe_url(settings.base_url)} ({configured.sources['base_url']}), "
+        f"api-key [REDACTED] ({configured.sources['api_key']}), header {settings.api_key_header}, "
+        f"profile {settings.profile}, {only}"
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so that they apply to these items too
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    configured = config.stash.get(_SETTINGS_KEY, None)
+    if configured is None:
+        return
+    from conformance.errors import UsageError
+    from conformance.runner import select_rules
+
+    try:
+        rules = select_rules(configured.settings)
+    except UsageError as ex:
+        raise pytest.UsageError(str(ex)) from None
+    for rule in rules:
+        item = RuleItem.from_parent(
+            session,
+            name=f"test_rule[{rule.id}]",
+            nodeid=f"enginy-conformance::test_rule[{rule.id}]",
+            rule_id=rule.id,
+        )
+        item.add_marker(pytest.mark.enginy_rule(rule.id, rule.level))
+        item.user_properties.append(("level", rule.level))
+        items.append(item)
+
+
+class RuleFailed(AssertionError):
+    """A MUST rule does not hold (or the server could not be judged)."""
+
+
+class RuleItem(pytest.Item):
+    """One rule of the catalogue, judged by the shared run."""
+
+    def __init__(self, *, rule_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rule_id = rule_id
+
+    def runtest(self) -> None:
+        outcome = _shared_run(self)
+        if isinstance(outcome, str):
+            raise RuleFailed(outcome)
+        result = next(r for r in outcome.report.results if r.rule.id == self.rule_id)
+        self.user_properties.append(("outcome", result.outcome))
+        if result.outcome == "failed":
+            raise RuleFailed(_describe(result))
+        if result.outcome == "warning":
+            warnings.warn(EnginyShouldWarning(f"{self.rule_id} (SHOULD): {_describe(result)}"), stacklevel=1)
+        elif result.outcome == "skipped":
+            reasons = [e.message for e in result.evidence if e.message]
+            pytest.skip(f"{self.rule_id}: {reasons[0] if reasons else 'not judged'}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, RuleFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "enginy-conformance", None, f"{self.rule_id}"
+
+
+def _shared_run(item: RuleItem) -> RunOutcome | str:
+    """Run the suite once per session, for the rules of the items still selected."""
+    config = item.config
+    if _OUTCOME_KEY in config.stash:
+        return config.stash[_OUTCOME_KEY]
+    from dataclasses import replace
+
+    from conformance.errors import TransportError, UsageError
+    from conformance.runner import run
+
+    configured = config.stash[_SETTINGS_KEY]
+    assert configured is not None
+    wanted = tuple(i.rule_id for i in item.session.items if isinstance(i, RuleItem))
+    settings = replace(configured.settings, only=wanted)
+    outcome: RunOutcome | str
+    try:
+        outcome = run(settings, out=lambda line: None, write=False)
+    except (UsageError, TransportError) as ex:
+        outcome = f"The server could not be judged: {ex}"
+    config.stash[_OUTCOME_KEY] = outcome
+    return outcome
+
+
+def _describe(result: Result) -> str:
+    lines = [f"{result.rule.id} ({result.rule.level}): {result.rule.statement}"]
+    for evidence in result.failures:
+        lines.append(f"  {evidence.message}")
+        if evidence.expected:
+            lines.append(f"  Expected: {evidence.expected}")
+        if evidence.actual:
+            lines.append(f"  Received: {evidence.actual}")
+        for exchange in evidence.exchanges[:2]:
+            request = exchange.request
+            status = exchange.response.status if exchange.response is not None else exchange.error
+            lines.append(f"  {request.method} {request.url} -> {status}")
+    lines.append(f'  Source: {result.rule.source.document}: "{result.rule.source.quote}"')
+    return "\n".join(lines)

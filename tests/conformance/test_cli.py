@@ -1,0 +1,310 @@
+"""enginy-conformance on the command line: documented commands, exit codes, hostile servers, secrets.
+
+Every hostile server must end in a clean verdict (exit 1) or one clean line (exit 2), never a traceback,
+and in bounded time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from conformance.cli import cli
+from enginy_spec import load_catalogue
+
+KEY = "fake-key-0123456789"  # FakeCRM's key
+# Rules the Schemathesis pass does not judge: runs limited to them stay scripted, and fast.
+SCRIPTED_ONLY = "HEALTH-OK,TASK-CREATE-RETURNS-ID,AUTH-401-NOT-403"
+CANARY = "canary-9c1f-KEY-must-never-leak"
+CLEAN_ENV = {name: None for name in os.environ if name.startswith("ENGINY_")}
+
+
+def invoke(*args: str, key: str | None = KEY, **env: str):
+    environment = {**CLEAN_ENV, **env}
+    if key is not None:
+        environment["ENGINY_API_KEY"] = key
+    return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+
+
+def one_clean_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), result.stderr
+    return errors[0]
+
+
+# --- documentation -------------------------------------------------------------------------------------
+
+
+def test_every_command_is_documented_with_an_example():
+    assert set(cli.commands) == {"run", "rules", "demo"}  # replay belongs to a later issue
+    for name, command in [("enginy-conformance", cli), *cli.commands.items()]:
+        doc = command.help or ""
+        summary = doc.strip().splitlines()[0] if doc.strip() else ""
+        assert summary.endswith("."), f"{name} has no one-line summary"
+        assert "\b\nExample:" in doc or "\b\n    Example:" in doc, f"{name} has no Example in a \\b block"
+        help_text = CliRunner().invoke(cli, [*([] if command is cli else [name]), "--help"]).output
+        assert "Example:" in help_text
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help", "version"):
+                assert param.help, f"{name} {param.opts} is undocumented"
+
+
+def test_help_says_to_prefer_the_environment_for_the_key():
+    assert "ENGINY_API_KEY" in CliRunner().invoke(cli, ["run", "--help"]).output
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+
+def test_rules_lists_the_catalogue():
+    result = invoke("rules")
+    assert result.exit_code == 0
+    for rule in load_catalogue():
+        assert rule.id in result.output
+
+
+def test_rules_json_and_level():
+    data = json.loads(invoke("rules", "--json", "--level", "should").output)
+    assert data and {item["level"] for item in data} == {"SHOULD"}
+    assert {"id", "level", "operations", "statement", "source", "judged_by"} <= set(data[0])
+    assert {item["judged_by"] for item in json.loads(invoke("rules", "--json").output)} == {
+        "scripted",
+        "schemathesis",
+    }
+
+
+# --- run against a conformant server and a broken one -------------------------------------------------
+
+
+def test_run_against_a_conformant_server_exits_0_and_writes_reports(fake_crm, tmp_path):
+    crm = fake_crm()
+    result = invoke(
+        "run",
+        "--base-url",
+        crm.url,
+        "--report-dir",
+        str(tmp_path / "r"),
+        "--only",
+        "HEALTH-OK,TASK-CREATE-RETURNS-ID",
+        "--only",
+        "AUTH-401-NOT-403",
+    )
+    assert result.exit_code == 0, result.output
+    assert "✓ HEALTH-OK" in result.output and "✓ TASK-CREATE-RETURNS-ID" in result.output
+    assert "PASSED: every MUST rule holds" in result.output
+    assert "key from ENGINY_API_KEY" in result.output
+    assert (tmp_path / "r" / "report.json").is_file()
+    assert str(tmp_path / "r") in result.output
+
+
+def test_a_must_failure_exits_1_and_a_should_failure_exits_0(fake_crm, tmp_path):
+    def bare_tasks(request, answer):
+        if request.method == "GET" and "/tasks/" in request.path:
+            return (200, {"id": "stub"}) if answer[0] == 404 else (answer[0], {"id": answer[1]["id"]})
+        return answer
+
+    crm = fake_crm(transform=bare_tasks)
+    failing = invoke(
+        "run", "--base-url", crm.url, "--report-dir", str(tmp_path), "--only", "TASK-GET-UNKNOWN-404"
+    )
+    assert failing.exit_code == 1
+    assert "✗ TASK-GET-UNKNOWN-404" in failing.output and "FAILED" in failing.output
+    warning = invoke(
+        "run", "--base-url", crm.url, "--report-dir", str(tmp_path), "--only", "TASK-GET-COMPLETION-FIELDS"
+    )
+    assert warning.exit_code == 0
+    assert "! TASK-GET-COMPLETION-FIELDS" in warning.output
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(hostile, answer):
+    server = hostile(lambda conn, _: conn.sendall(answer("200 OK", b"{}")))
+    result = invoke("run", "--base-url", server.url, "--dry-run", key=None)
+    assert result.exit_code == 0
+    assert "Dry run: nothing will be sent" in result.output
+    assert "POST /tasks x5" in result.output and "writes" in result.output
+    assert server.received == []
+
+
+# --- usage errors: exit 2, one line ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["run"], {}, "No server to judge"),
+        (["run", "--base-url", "http://x", "--only", "TASK-GTE"], {}, "did you mean TASK-GET"),
+        (["run", "--base-url", "http://x"], {"ENGINY_TIMEOUT": "soon"}, "ENGINY_TIMEOUT in the environment"),
+        (["run", "--base-url", "not a url"], {}, "--base-url must be an http"),
+        (["run", "--base-url", "http://x", "--config", "/nonexistent/c.toml"], {}, "does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args, env, message):
+    line = one_clean_line(invoke(*args, **env))
+    assert message in line
+
+
+def test_a_missing_key_says_to_use_the_environment(fake_crm):
+    line = one_clean_line(invoke("run", "--base-url", fake_crm().url, key=None))
+    assert "ENGINY_API_KEY" in line
+
+
+def test_a_refused_key_is_exit_2(fake_crm, tmp_path):
+    line = one_clean_line(
+        invoke("run", "--base-url", fake_crm().url, "--report-dir", str(tmp_path), key="wrong")
+    )
+    assert "refused the key (401)" in line
+
+
+# --- hostile servers ------------------------------------------------------------------------------------
+
+
+def test_refused_connection(closed_port):
+    line = one_clean_line(invoke("run", "--base-url", f"http://127.0.0.1:{closed_port}"))
+    assert "connection refused" in line
+
+
+def test_a_server_that_never_answers_is_bounded_by_timeout(hostile):
+    server = hostile(lambda conn, _: time.sleep(10))
+    started = time.monotonic()
+    line = one_clean_line(invoke("run", "--base-url", server.url, "--timeout", "0.5"))
+    assert time.monotonic() - started < 5
+    assert "no answer within 0.5 s" in line
+
+
+def test_html_502_pages(hostile, answer):
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    server = hostile(lambda conn, _: conn.sendall(answer("502 Bad Gateway", page, "text/html")))
+    line = one_clean_line(invoke("run", "--base-url", server.url))
+    assert "502 with a non-JSON page" in line
+
+
+def test_200_with_non_json_everywhere_is_a_clean_verdict(hostile, answer, tmp_path):
+    server = hostile(lambda conn, _: conn.sendall(answer("200 OK", b"OK, thanks!", "text/plain")))
+    result = invoke("run", "--base-url", server.url, "--report-dir", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "Internal error" not in result.output
+    assert "✓ HEALTH-OK" in result.output and "✗ TASK-CREATE-RETURNS-ID" in result.output
+
+
+def test_a_10_mb_answer_everywhere_is_a_clean_verdict_in_bounded_time(hostile, tmp_path):
+    blob = b'{"id": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(blob)}\r\n\r\n".encode()
+    )
+
+    def huge(conn, _):
+        conn.sendall(head)
+        conn.sendall(blob)
+
+    server = hostile(huge)
+    started = time.monotonic()
+    result = invoke("run", "--base-url", server.url, "--report-dir", str(tmp_path), "--timeout", "5")
+    assert time.monotonic() - started < 60
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "Internal error" not in result.output
+    assert "larger than 1024 KiB" in result.output
+    assert (tmp_path / "report.json").stat().st_size < 5 * 1024 * 1024
+
+
+def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(hostile, answer):
+    other = hostile(lambda conn, _: conn.sendall(answer("200 OK", b'{"status": "ok"}')))
+    target = f"http://localhost:{other.port}/health"  # another host name for the same machine
+    redirecting = hostile(
+        lambda conn, _: conn.sendall(answer("302 Found", b"", extra=f"Location: {target}\r\n"))
+    )
+    result = invoke("run", "--base-url", redirecting.url, key=CANARY)
+    line = one_clean_line(result)
+    assert "redirect" in line and "never follows redirects" in line
+    assert other.received == []
+    assert all(CANARY.encode() not in raw for raw in other.received)
+    assert CANARY not in result.output
+
+
+# --- the key never appears -------------------------------------------------------------------------------
+
+
+def test_a_canary_key_echoed_by_the_server_appears_nowhere(fake_crm, tmp_path):
+    def echo(request, answer):
+        status, body = answer
+        if isinstance(body, dict):
+            return status, {
+                **body,
+                "echo": request.headers,
+                "note": f"key was {request.headers.get('X-API-Key')}",
+            }
+        return answer
+
+    crm = fake_crm(key=CANARY, transform=echo)
+    reports = tmp_path / "reports"
+    result = invoke("run", "--base-url", crm.url, "--report-dir", str(reports), key=CANARY)
+    assert result.exit_code in (0, 1)
+    assert CANARY not in result.output
+    files = list(reports.iterdir())
+    assert files, "no reports were written"
+    for path in files:
+        assert CANARY not in path.read_text(encoding="utf-8"), path.name
+    assert "[REDACTED]" in (reports / "report.json").read_text(encoding="utf-8")
+
+
+# --- as a real process --------------------------------------------------------------------------------------
+
+
+def test_as_a_real_subprocess(fake_crm, tmp_path):
+    crm = fake_crm(key=CANARY)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
+    env.update(ENGINY_API_KEY=CANARY, ENGINY_BASE_URL=crm.url, ENGINY_ONLY=SCRIPTED_ONLY)
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--report-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✓ TASK-CREATE-RETURNS-ID" in done.stdout
+    assert CANARY not in done.stdout + done.stderr
+
+
+def test_a_real_subprocess_exits_2_without_traceback(closed_port, tmp_path):
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
+    env["ENGINY_API_KEY"] = CANARY
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--base-url", f"http://127.0.0.1:{closed_port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == "" or "judging" in done.stdout
+    assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_without_the_mock_installed_is_one_line(tmp_path):
+    hide_mock = "import sys; sys.modules['mock_server'] = None; from conformance.cli import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", hide_mock, "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path.cwd(),
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: The bundled mock (mock_server) is not installed")
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,136 @@
+"""The pytest plugin, through pytester: inert by default, one item per rule when configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.plugin import OPTIONS
+
+CANARY = "canary-plugin-KEY-5b2e"
+SCRIPTED = "HEALTH-OK,TASK-CREATE-RETURNS-ID"
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    # The plugin falls back on ENGINY_* variables: the developer's own must not leak into these tests.
+    for option in OPTIONS:
+        monkeypatch.delenv(option.env, raising=False)
+    return monkeypatch
+
+
+def test_inert_without_a_base_url(pytester, clean_env):
+    pytester.makepyfile("def test_own():\n    assert True\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    assert "enginy-conformance" not in result.stdout.str()
+    assert "test_rule" not in result.stdout.str()
+
+
+def test_options_and_ini_twins_are_documented(pytester, clean_env):
+    result = pytester.runpytest("--help")
+    for option in OPTIONS:
+        result.stdout.fnmatch_lines([f"*{option.flag}*", f"*{option.ini} *"])
+    result.stdout.fnmatch_lines(["*Enginy Custom CRM conformance*"])
+
+
+def test_one_item_per_rule_with_redacted_header(pytester, clean_env, fake_crm):
+    crm = fake_crm(key=CANARY)
+    clean_env.setenv("ENGINY_API_KEY", CANARY)
+    result = pytester.runpytest("-v", f"--enginy-base-url={crm.url}", f"--enginy-only={SCRIPTED}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "enginy-conformance: base-url *127.0.0.1* (--enginy-base-url), api-key [[]REDACTED[]] "
+            "(ENGINY_API_KEY in the environment)*",
+            "*test_rule[[]HEALTH-OK[]] PASSED*",
+            "*test_rule[[]TASK-CREATE-RETURNS-ID[]] PASSED*",
+        ]
+    )
+    assert CANARY not in result.stdout.str() + result.stderr.str()
+
+
+def test_must_fails_should_warns_skipped_skips(pytester, clean_env, fake_crm):
+    def broken(request, answer):
+        if request.method == "GET" and request.path.startswith("/tasks/"):
+            if answer[0] == 404:
+                return 200, {"id": "stub"}  # TASK-GET-UNKNOWN-404 (MUST) fails
+            return answer[0], {k: v for k, v in answer[1].items() if k != "completedAt"}  # SHOULD warns
+        if request.method == "POST" and request.path == "/activities" and answer[0] == 201:
+            return 201, {"id": answer[1]["id"]}  # no subject echoed: ACTIVITY-SUBJECT-VERBATIM is skipped
+        return answer
+
+    crm = fake_crm(transform=broken)
+    clean_env.setenv("ENGINY_API_KEY", crm.app.key)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        "-rA",
+        f"--junitxml={junit}",
+        f"--enginy-base-url={crm.url}",
+        "--enginy-only=TASK-GET-UNKNOWN-404",
+        "--enginy-only=TASK-GET-COMPLETION-FIELDS,ACTIVITY-SUBJECT-VERBATIM",
+    )
+    result.assert_outcomes(passed=1, failed=1, skipped=1, warnings=1)
+    output = result.stdout.str()
+    assert "TASK-GET-UNKNOWN-404 (MUST)" in output and "Expected: 404" in output
+    assert "EnginyShouldWarning: TASK-GET-COMPLETION-FIELDS (SHOULD)" in output
+    assert "ACTIVITY-SUBJECT-VERBATIM: No answer echoed the subject" in output
+    assert "Traceback" not in output
+    xml = junit.read_text()
+    assert 'name="test_rule[TASK-GET-UNKNOWN-404]"' in xml and "<failure" in xml
+
+
+def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm):
+    crm = fake_crm()
+    pytester.makeini(
+        f"""
+        [pytest]
+        enginy_base_url = http://127.0.0.1:9
+        enginy_api_key = {crm.app.key}
+        enginy_only = HEALTH-OK
+        enginy_profile = full
+        """
+    )
+    clean_env.setenv("ENGINY_BASE_URL", crm.url)  # env beats ini
+    clean_env.setenv("ENGINY_PROFILE", "quick")
+    result = pytester.runpytest("-v", "--enginy-only=TASK-CREATE-RETURNS-ID")  # command line beats ini
+    result.stdout.fnmatch_lines(
+        [
+            "*base-url * (ENGINY_BASE_URL in the environment), api-key [[]REDACTED[]] "
+            "(enginy_api_key in the ini file)*profile quick, TASK-CREATE-RETURNS-ID*"
+        ]
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_k_selects_rules(pytester, clean_env, fake_crm):
+    crm = fake_crm()
+    clean_env.setenv("ENGINY_API_KEY", crm.app.key)
+    result = pytester.runpytest(
+        "-v", f"--enginy-base-url={crm.url}", f"--enginy-only={SCRIPTED}", "-k", "HEALTH"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--enginy-base-url=ftp://x"], "--enginy-base-url must be an http"),
+        (["--enginy-base-url=http://x", "--enginy-only=NOPE"], "Unknown rule id NOPE"),
+        (["--enginy-base-url=http://x", "--enginy-profile=slow"], "--enginy-profile must be one of"),
+    ],
+)
+def test_bad_settings_are_usage_errors_naming_their_source(pytester, clean_env, args, message):
+    clean_env.setenv("ENGINY_API_KEY", "k")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_an_unreachable_server_fails_every_item_in_one_line(pytester, clean_env, closed_port):
+    clean_env.setenv("ENGINY_API_KEY", CANARY)
+    result = pytester.runpytest(
+        f"--enginy-base-url=http://127.0.0.1:{closed_port}", f"--enginy-only={SCRIPTED}"
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*The server could not be judged: Could not connect*connection refused*"])
+    assert CANARY not in result.stdout.str()
