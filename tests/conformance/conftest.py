@@ -17,7 +17,7 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -373,37 +373,70 @@ MOCK_AVAILABLE = importlib.util.find_spec("mock_server") is not None
 
 @dataclass
 class Mock:
+    """A running `python -m mock_server`; `switch(...)` replaces its faults and resets its records."""
+
     url: str
     key: str
     process: subprocess.Popen[str]
+    admin_token: str
+
+    def switch(self, *faults: str) -> None:
+        for method, path, body in (
+            ("PUT", "/__admin/faults", {"faults": list(faults)}),
+            ("POST", "/__admin/reset", {}),
+        ):
+            request = urllib.request.Request(
+                self.url + path,
+                data=json.dumps(body).encode(),
+                method=method,
+                headers={"X-Admin-Token": self.admin_token, "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 200
 
 
-def start_mock(*extra: str, key: str | None = None, wait_s: float = 20.0) -> Mock:
-    key = key or "mock-" + secrets.token_hex(8)
+def start_mock(*extra: str, key: str | None = None, wait_s: float = 30.0) -> Mock:
+    """Start the mock the way a user does (its CLI, port 0) and read its one listening line."""
+    if not MOCK_AVAILABLE:
+        pytest.skip("mock_server is not installed")
+    key = key or "canary-" + secrets.token_hex(8)
+    token = secrets.token_hex(8)
     process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "--port", "0", "--api-key", key, *extra],
+        [
+            sys.executable,
+            "-m",
+            "mock_server",
+            "--port",
+            "0",
+            "--api-key",
+            key,
+            "--admin-token",
+            token,
+            "--log-level",
+            "warning",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         text=True,
     )
-    assert process.stdout is not None
-    deadline = time.monotonic() + wait_s
-    line = ""
-    holder: list[str] = []
-    reader = threading.Thread(target=lambda: holder.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
     reader.start()
-    reader.join(max(0.0, deadline - time.monotonic()))
-    line = holder[0] if holder else ""
-    match = re.search(r"listening on (http://\S+)", line)
+    reader.join(wait_s)
+    match = re.search(r"listening on (http://\S+)", lines[0]) if lines else None
     if not match:
         process.kill()
         process.wait(5)
-        raise RuntimeError(f"The mock did not start: first line {line!r}")
-    return Mock(url=match.group(1), key=key, process=process)
+        raise RuntimeError(f"The mock did not start: first line {lines[:1]!r}")
+    return Mock(url=match.group(1), key=key, process=process, admin_token=token)
 
 
 def stop_mock(mock: Mock) -> None:
+    """Stop the mock by its own pid: terminate, then kill if it lingers."""
     mock.process.terminate()
     try:
         mock.process.wait(5)
@@ -414,12 +447,33 @@ def stop_mock(mock: Mock) -> None:
 
 @pytest.fixture(scope="session")
 def mock() -> Iterator[Mock]:
-    """The conformant bundled mock, started once per session (skips when mock_server is missing)."""
-    if not MOCK_AVAILABLE:
-        pytest.skip("mock_server is not installed yet")
+    """The conformant mock, once per session. Its key is a canary: it must never appear in any output."""
     running = start_mock()
     yield running
     stop_mock(running)
+
+
+@pytest.fixture(scope="session")
+def faulty_mock() -> Iterator[Mock]:
+    """A second mock whose faults tests switch with `faulty_mock.switch("RULE-ID")`."""
+    running = start_mock()
+    yield running
+    stop_mock(running)
+
+
+@pytest.fixture
+def mock_starter() -> Iterator[Callable[..., Mock]]:
+    """`mock_starter("--fault", "X")`: a mock of the test's own, stopped after the test."""
+    started: list[Mock] = []
+
+    def start(*extra: str, key: str | None = None) -> Mock:
+        running = start_mock(*extra, key=key)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        stop_mock(running)
 
 
 # --- hostile servers: raw sockets, so a test controls every byte (or the lack of them) ---------------

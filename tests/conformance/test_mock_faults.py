@@ -1,0 +1,132 @@
+"""The suite against the bundled mock: conformant, it passes; with each rule fault, exactly that rule fails.
+
+The fault profiles come from `python -m mock_server --list-faults --json`. One mock (the session fixture
+`faulty_mock`) serves the whole matrix: each test switches the fault through the mock's admin API
+(PUT /__admin/faults) and resets its records, then runs the scripted checks. The Schemathesis pass is
+off for speed, except for the rules only it can judge. One profile is also started the way a user would,
+with `--fault`, to show the two are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from conformance.checks import SCHEMATHESIS_ONLY
+from conformance.cli import cli
+from conformance.runner import run
+from conformance.settings import RunSettings
+
+CANARY = "canary-mock-KEY-7d41e0"
+
+
+def _faults() -> list[dict[str, Any]]:
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mock_server", "--list-faults", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (subprocess.CalledProcessError, OSError):
+        return []
+    return [fault for fault in json.loads(done.stdout) if fault["kind"] == "rule"]
+
+
+RULE_FAULTS = _faults()
+
+# Knock-ons that cannot be avoided: the one misbehaviour breaks a second rule by that rule's own words.
+# Every entry is also declared by the mock itself in the fault's `also_breaks`.
+KNOCK_ON: dict[str, set[str]] = {
+    # An answer without `id` breaks the Task / Activity schema, which requires it (RESPONSE-SCHEMA).
+    "TASK-CREATE-RETURNS-ID": {"RESPONSE-SCHEMA"},
+    "ACTIVITY-RETURNS-ID": {"RESPONSE-SCHEMA"},
+    # {"tasks": [...]} is not the TaskList array the schema documents.
+    "TASK-BATCH-GET-ARRAY": {"RESPONSE-SCHEMA"},
+    # The fault answers 500, which no request may get (SERVER-NO-5XX).
+    "USERS-OPTIONAL": {"SERVER-NO-5XX"},
+    "INPUT-MALFORMED-JSON": {"SERVER-NO-5XX"},
+}
+
+
+def judged(url: str, key: str, tmp_path: Path, *, engine: bool, write: bool = False, **kwargs: Any):
+    settings = RunSettings(base_url=url, api_key=key, report_dir=tmp_path / "reports", timeout=10.0, **kwargs)
+    lines: list[str] = []
+    outcome = run(settings, out=lines.append, engine=engine, write=write)
+    return outcome, lines
+
+
+def bad_rules(outcome) -> dict[str, str]:
+    return {r.rule.id: r.outcome for r in outcome.report.results if r.outcome in ("failed", "warning")}
+
+
+def test_the_conformant_mock_passes_every_rule_and_the_canary_never_leaks(mock, tmp_path):
+    outcome, lines = judged(mock.url, mock.key, tmp_path, engine=True, write=True)
+    results = {r.rule.id: r.outcome for r in outcome.report.results}
+    assert bad_rules(outcome) == {}
+    assert outcome.exit_code == 0
+    assert set(results.values()) == {"passed"}, {k: v for k, v in results.items() if v != "passed"}
+    assert not [line for line in lines if "Internal error" in line]
+    texts = ["\n".join(lines)] + [path.read_text(encoding="utf-8") for path in outcome.report_paths.values()]
+    assert outcome.report_paths and all(mock.key not in text for text in texts)
+    assert outcome.report.created and all(record.id for record in outcome.report.created)
+
+
+@pytest.mark.parametrize("fault", RULE_FAULTS, ids=[fault["id"] for fault in RULE_FAULTS])
+def test_each_rule_fault_fails_exactly_its_rule(faulty_mock, tmp_path, fault):
+    rule = fault["rule"]
+    faulty_mock.switch(fault["id"])
+    # Schemathesis judges the rules only it can judge; everything else is scripted, for speed.
+    outcome, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=rule in SCHEMATHESIS_ONLY)
+    expected = {rule: "failed" if fault["level"] == "MUST" else "warning"}
+    expected |= {other: "failed" for other in KNOCK_ON.get(rule, ())}
+    assert bad_rules(outcome) == expected
+    assert outcome.exit_code == (1 if fault["level"] == "MUST" else 0)
+
+
+def test_knock_ons_are_ones_the_mock_declares():
+    declared = {fault["id"]: set(fault["also_breaks"]) for fault in RULE_FAULTS}
+    for rule, others in KNOCK_ON.items():
+        if declared:
+            assert others <= declared[rule], rule
+
+
+def test_a_fault_started_with_the_flag_behaves_like_one_switched_on(mock_starter, tmp_path):
+    started = mock_starter("--fault", "TASK-BATCH-ROUTE")
+    outcome, _ = judged(started.url, started.key, tmp_path, engine=False)
+    assert bad_rules(outcome) == {"TASK-BATCH-ROUTE": "failed"}
+
+
+def test_a_mock_dropping_every_connection_is_a_clean_exit_2(mock_starter, tmp_path):
+    started = mock_starter("--fault", "drop-connection:rate=1", key=CANARY)
+    result = CliRunner().invoke(
+        cli, ["run", "--base-url", started.url, "--report-dir", str(tmp_path)], env={"ENGINY_API_KEY": CANARY}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.output
+    assert CANARY not in result.output
+
+
+def test_demo_runs_the_mock_writes_reports_and_stops_it(tmp_path):
+    if not RULE_FAULTS:
+        pytest.skip("mock_server is not installed")
+    reports = tmp_path / "demo"
+    result = CliRunner().invoke(
+        cli,
+        ["demo", "--only", "HEALTH-OK,TASK-BATCH-ROUTE", "--report-dir", str(reports)],
+        env={"ENGINY_BASE_URL": "http://127.0.0.1:9", "ENGINY_API_KEY": "not-the-mock-key"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "✓ TASK-BATCH-ROUTE" in result.output
+    assert (reports / "report.json").is_file() and str(reports) in result.output
+    url = result.output.split("listens on ", 1)[1].split(";", 1)[0]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/health", timeout=2)  # stopped
