@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
@@ -399,7 +399,7 @@ class Client:
         headers = {name: self._redact_header(name, str(value)) for name, value in prepared.headers.items()}
         return RecordedRequest(
             method=prepared.method or "",
-            url=self._redact(prepared.url or ""),
+            url=self._redact(_without_userinfo(prepared.url or "")),
             headers=headers,
             body=_excerpt(self._redact(text)) if text is not None else None,
         )
@@ -451,6 +451,14 @@ def _decode(content: bytes, response: requests.Response) -> str:
         return content.decode(encoding or "utf-8", "replace")
     except LookupError:  # an unknown charset named by the server
         return content.decode("utf-8", "replace")
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without user:password@ (a base URL may carry proxy credentials; reports must not)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
 
 
 def _origin(url: str) -> str:

@@ -29,7 +29,6 @@ from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, Reply
 from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
 from conformance.results import (
     Evidence,
-    Exchange,
     NotApplicable,
     Outcome,
     Result,
@@ -517,8 +516,3 @@ def _tool_versions() -> dict[str, str]:
         "schemathesis": _version("schemathesis"),
         "requests": _version("requests"),
     }
-
-
-def exchanges_of(evidence: Iterable[Evidence]) -> list[Exchange]:
-    """Every exchange cited by some evidence (used by tests to look for leaked secrets)."""
-    return [exchange for item in evidence for exchange in item.exchanges]

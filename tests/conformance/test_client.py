@@ -208,3 +208,13 @@ def test_transport_messages_never_hold_the_key(hostile, closed_port):
         with pytest.raises(TransportError) as raised:
             client_for(url).get("/health")
         assert KEY not in str(raised.value)
+
+
+def test_credentials_in_the_base_url_are_not_recorded(fake_crm):
+    crm = fake_crm()
+    url = crm.url.replace("http://", "http://proxy-user:proxy-secret@")
+    reply = client_for(url).get("/health")
+    assert "proxy-secret" not in reply.exchange.request.url
+    assert (
+        reply.exchange.request.headers.get("Authorization") == REDACTED
+    )  # requests turned them into Basic auth

@@ -1,0 +1,145 @@
+"""conformance.runner: order, plans, the write budget, and how failures of every kind end a run."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from conformance.checks import CHECKS
+from conformance.errors import ServerUnreachable, TransportError, UsageError
+from conformance.runner import describe_plan, plan_run, run, summary_table
+from conformance.settings import RunSettings
+from enginy_spec import load_catalogue
+
+KEY = "fake-key-0123456789"
+
+
+def test_rules_are_judged_in_catalogue_order(fake_crm, judge):
+    lines: list[str] = []
+    judge(fake_crm().url, lines=lines)
+    judged = [line.split()[1] for line in lines if line[:1] in "✓✗!-" and line.split()[1] in CHECKS]
+    assert judged == [rule.id for rule in load_catalogue() if rule.id in CHECKS]
+
+
+def test_a_whole_run_sends_what_the_plan_says(fake_crm, judge):
+    crm = fake_crm()
+    judge(crm.url)
+    plan = plan_run(RunSettings(base_url=crm.url, api_key=KEY))
+    writes = sum(1 for r in crm.app.seen[1:] if r.method in ("POST", "PUT", "PATCH"))
+    assert len(crm.app.seen) - 1 == plan.request_count
+    assert writes == plan.write_count
+
+
+def test_the_dry_run_text(fake_crm):
+    settings = RunSettings(base_url="http://user:secret@crm.test/x", api_key="", max_writes=10)
+    text = "\n".join(describe_plan(settings, plan_run(settings)))
+    assert "nothing will be sent to http://crm.test/x" in text and "secret" not in text
+    assert "Rules to judge: 54" in text and "--max-writes: 10" in text
+    assert "Then a Schemathesis pass (profile quick)" in text
+
+
+def test_the_write_budget_skips_what_it_cannot_afford(fake_crm, judge):
+    crm = fake_crm()
+    outcome = judge(crm.url, max_writes=12)
+    writes = [r for r in crm.app.seen if r.method in ("POST", "PUT", "PATCH")]
+    assert len(writes) <= 12
+    results = {r.rule.id: r for r in outcome.report.results}
+    assert not [r for r in results.values() if r.outcome in ("failed", "warning")]
+    budget = [
+        r
+        for r in results.values()
+        if r.outcome == "skipped" and "write budget of 12" in r.evidence[0].message
+    ]
+    assert budget, "no rule was skipped for the budget"
+
+
+def test_unknown_only_ids_are_a_usage_error_with_close_matches(fake_crm):
+    settings = RunSettings(base_url=fake_crm().url, api_key=KEY, only=("TASK-BATCH-RUOTE",))
+    with pytest.raises(UsageError, match="did you mean TASK-BATCH-ROUTE"):
+        run(settings, out=lambda _: None, engine=False, write=False)
+
+
+def test_a_crashing_check_is_reported_not_raised(fake_crm, judge):
+    snapshot = CHECKS.snapshot()
+
+    def health_check_with_a_bug(ctx):
+        raise KeyError("oops")
+
+    try:
+        CHECKS.restore(
+            {**snapshot, "HEALTH-OK": replace(snapshot["HEALTH-OK"], function=health_check_with_a_bug)}
+        )
+        outcome = judge(fake_crm().url, "HEALTH-OK", "TASK-GET")
+    finally:
+        CHECKS.restore(snapshot)
+    results = {r.rule.id: r for r in outcome.report.results}
+    assert results["HEALTH-OK"].outcome == "skipped"
+    assert (
+        "Internal error in the check health_check_with_a_bug (KeyError"
+        in results["HEALTH-OK"].evidence[0].message
+    )
+    assert results["TASK-GET"].outcome == "passed"
+
+
+def test_a_request_without_answer_fails_its_rule_and_the_run_goes_on(fake_crm, judge):
+    def slow_empty_batch(request, app):
+        if request.path == "/tasks/batch" and request.body.replace(b" ", b"") == b'{"ids":[]}':
+            time.sleep(1.5)
+        return None
+
+    outcome = judge(fake_crm(override=slow_empty_batch).url, "TASK-BATCH-GET-EMPTY", "HEALTH-OK", timeout=0.5)
+    results = {r.rule.id: r for r in outcome.report.results}
+    empty = results["TASK-BATCH-GET-EMPTY"]
+    assert empty.outcome == "warning"  # a SHOULD rule
+    assert "got no answer within 0.5 s" in empty.evidence[0].message
+    assert empty.evidence[0].exchanges and empty.evidence[0].exchanges[0].response is None
+    assert results["HEALTH-OK"].outcome == "passed"
+
+
+def test_a_server_that_goes_away_mid_run_ends_it(tmp_path):
+    class OneAnswer(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+
+            def close():
+                server.shutdown()
+                server.server_close()
+
+            threading.Thread(target=close, daemon=True).start()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswer)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    settings = RunSettings(
+        base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key=KEY, report_dir=tmp_path
+    )
+    with pytest.raises(ServerUnreachable, match="connection refused"):
+        run(settings, out=lambda _: None, engine=False, write=False)
+
+
+def test_gateway_and_redirect_answers_to_the_probe_are_transport_errors(hostile, answer):
+    for raw in (
+        answer("503 Service Unavailable", b"<html>down</html>", "text/html"),
+        answer("301 Moved", b""),
+    ):
+        server = hostile(lambda conn, _, raw=raw: conn.sendall(raw))
+        settings = RunSettings(base_url=server.url, api_key=KEY)
+        with pytest.raises(TransportError):
+            run(settings, out=lambda _: None, engine=False, write=False)
+
+
+def test_the_summary_table(fake_crm, judge):
+    def forbidden(request, answer):
+        return (403, {"error": "Forbidden"}) if answer[0] == 401 else answer
+
+    outcome = judge(fake_crm(transform=forbidden).url, "AUTH-MISSING-KEY", "AUTH-401-NOT-403", "TASK-GET")
+    table = summary_table(outcome.report)
+    assert table[0].split() == ["Rule", "Level", "Outcome", "Reason"]
+    assert any(
+        line.startswith("AUTH-401-NOT-403") and "! warning" in line and "403" in line for line in table
+    )
+    assert table[-1].startswith("2 passed, 0 failed, 1 warning, 0 skipped") and "PASSED" in table[-1]
