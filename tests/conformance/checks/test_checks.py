@@ -499,3 +499,46 @@ def test_an_activity_answer_without_subject_is_not_judged_for_verbatim(fake_crm,
     results = {r.rule.id: r for r in outcome.report.results}
     assert results["ACTIVITY-RETURNS-ID"].outcome == "passed"
     assert results["ACTIVITY-SUBJECT-VERBATIM"].outcome == "skipped"
+
+
+# --- robustness: garbage of every JSON type never crashes a check ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        None,
+        42,
+        "ok",
+        [],
+        {},
+        [1, "2", None],
+        {"results": "x"},
+        {"results": [1, {"crmId": 5}]},
+        [{"id": 5}],
+        {"id": ["x"], "completed": "yes", "completedAt": 7, "subject": {}},
+        {"success": "true", "errors": {}},
+        b"\xff\xfe not even text",
+        b"",
+    ],
+)
+def test_garbage_answers_give_verdicts_not_crashes(fake_crm, judge, garbage):
+    def garble(request, answer):
+        return (answer[0], garbage) if request.path != "/health" or request.method != "GET" else answer
+
+    lines: list[str] = []
+    outcome = judge(fake_crm(transform=garble).url, lines=lines)
+    internal = [line for line in lines if "Internal error" in line]
+    assert internal == []
+    assert outcome.exit_code == 1
+
+
+@pytest.mark.parametrize("status", [204, 302, 418, 500])
+def test_odd_statuses_everywhere_give_verdicts_not_crashes(fake_crm, judge, status):
+    def odd(request, answer):
+        return (status, b"") if request.path != "/health" else answer
+
+    lines: list[str] = []
+    outcome = judge(fake_crm(transform=odd).url, lines=lines)
+    assert [line for line in lines if "Internal error" in line] == []
+    assert outcome.exit_code == 1
