@@ -21,6 +21,7 @@ from mock_server.validation import field_path
 __all__ = ["MAX_DEPTH", "dumps", "json_body", "parse_json", "read_body"]
 
 MAX_DEPTH = 64
+_BATCH_OPERATIONS = frozenset({"getTasksBatch", "completeTasksBatch"})
 
 
 def dumps(value: Any) -> str:
@@ -119,7 +120,9 @@ def json_body(rt: Runtime, req: falcon.Request, operation_id: str) -> Any:
         empty = _first_empty_string(body, [])
         if empty is not None and rt.applies(req, "INPUT-VALID-ACCEPTED"):
             raise InvalidBody(f"{empty} must not be empty.")
-    fill = rt.active("INPUT-MISSING-REQUIRED")
+    # Not on the /tasks/batch operations: their literal path is also what a client sends as the invalid
+    # taskId "batch" with a single-task body, and filling its missing ids would answer that 200.
+    fill = rt.active("INPUT-MISSING-REQUIRED") and operation_id not in _BATCH_OPERATIONS
     coerce = rt.active("INPUT-INVALID-REJECTED")
     body, repairs = rt.validators.check_body(operation_id, body, fill_missing=fill, coerce_invalid=coerce)
     for repair in repairs:

@@ -182,6 +182,10 @@ class Validators:
         if error is not None:
             raise InvalidBody(_describe(error, root=name))
 
+    def path_param_ok(self, operation_id: str, name: str, value: str) -> bool:
+        """Does the value fit the path parameter's schema? (For ids the mock makes up under faults.)"""
+        return bool(self._params[(operation_id, name)].is_valid(value))
+
     def check_component(self, name: str, instance: object) -> str | None:
         """Return a sentence describing why ``instance`` breaks the component schema, or None."""
         error = _most_relevant(self._components[name].iter_errors(instance))

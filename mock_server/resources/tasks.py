@@ -150,6 +150,15 @@ class TaskBatch:
         self._views = views
         self._item = item
 
+    def _stub_ids(self, ids: list[str], known: set[str]) -> list[str]:
+        """Unknown ids that a stub task could carry: a stub must still be a valid Task ("" is not),
+        and "batch" would send a client following the stub's id back here."""
+        return [
+            task_id
+            for task_id in dict.fromkeys(ids)
+            if task_id not in known and self._rt.validators.path_param_ok("getTask", "taskId", task_id)
+        ]
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         rt = self._rt
         if rt.applies(req, "TASK-BATCH-ROUTE"):
@@ -166,8 +175,7 @@ class TaskBatch:
             known = {task["id"] for task in found}
             stubs = [
                 {"id": task_id, "completed": False, "completedAt": None}
-                for task_id in dict.fromkeys(ids)
-                if task_id not in known
+                for task_id in self._stub_ids(ids, known)
             ]
             if stubs and rt.applies(req, "TASK-BATCH-GET-OMITS-UNKNOWN"):
                 answer.extend(stubs)
@@ -194,8 +202,7 @@ class TaskBatch:
             known = {task["id"] for task in updated}
             stubs = [
                 self._views.view(change({"id": task_id, "completed": False, "completedAt": None}))
-                for task_id in dict.fromkeys(ids)
-                if task_id not in known
+                for task_id in self._stub_ids(ids, known)
             ]
             if stubs and rt.applies(req, "TASK-BATCH-COMPLETE-OMITS-UNKNOWN"):
                 answer.extend(stubs)
