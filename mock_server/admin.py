@@ -4,6 +4,9 @@
 * ``POST /__admin/seed``: insert or replace records, body ``{"tasks": [...], "contacts": [...], ...}``.
 * ``GET /__admin/records[?kind=tasks]``: every stored record, by kind.
 * ``GET /__admin/journal[?limit=N]``: the last exchanges, newest first.
+* ``GET /__admin/journal.har[?limit=N]``, ``GET /__admin/journal.jsonl[?limit=N]``: the same
+  exchanges as a file, oldest first (replay order); see ``export``. A browser that opened the
+  inspector may fetch these two with its cookie instead of the header.
 * ``GET /__admin/faults``, ``PUT /__admin/faults``: the active faults; PUT takes
   ``{"faults": ["TASK-BATCH-ROUTE", "latency:ms=200"], "seed": 7}`` and replaces them all.
 
@@ -22,12 +25,21 @@ import falcon
 
 from mock_server.bodies import parse_json, read_body
 from mock_server.errors import BadRequest, FaultSpecError, InvalidBody, SeedError
+from mock_server.export import MOCK_NAME, journal_har, journal_jsonl
 from mock_server.faults import parse_faults
 from mock_server.runtime import IdSource, Runtime
 from mock_server.storage import KINDS, Kind, Record, association_id
 from mock_server.validation import Validators
 
-__all__ = ["AdminFaults", "AdminJournal", "AdminRecords", "AdminReset", "AdminSeed", "parse_seed"]
+__all__ = [
+    "AdminFaults",
+    "AdminJournal",
+    "AdminJournalExport",
+    "AdminRecords",
+    "AdminReset",
+    "AdminSeed",
+    "parse_seed",
+]
 
 _COMPONENT = {
     "tasks": "Task",
@@ -146,6 +158,29 @@ class AdminJournal:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = req.get_param_as_int("limit", min_value=1)
         resp.media = {"entries": [entry.to_json() for entry in self._rt.journal.entries(limit)]}
+
+
+class AdminJournalExport:
+    """``journal.har`` or ``journal.jsonl``: the journal oldest first, as a download."""
+
+    def __init__(self, rt: Runtime, *, fmt: str) -> None:
+        if fmt not in {"har", "jsonl"}:
+            raise ValueError(f"Unknown journal export format {fmt!r}.")
+        self._rt = rt
+        self._fmt = fmt
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = req.get_param_as_int("limit", min_value=1)
+        oldest_first = list(reversed(self._rt.journal.entries(limit)))
+        stamp = self._rt.now().replace(":", "").replace("-", "").split(".")[0]
+        resp.downloadable_as = f"{MOCK_NAME}-journal-{stamp}.{self._fmt}"
+        resp.cache_control = ["no-store"]
+        if self._fmt == "har":
+            resp.content_type = falcon.MEDIA_JSON
+            resp.media = journal_har(oldest_first, base_url=req.prefix)
+        else:
+            resp.content_type = "application/x-ndjson"
+            resp.data = journal_jsonl(oldest_first)
 
 
 class AdminFaults:

@@ -24,7 +24,7 @@ from mock_server.config import MockConfig
 from mock_server.errors import ApiError, DropConnection, InternalError, describe_foreign_error, error_body
 from mock_server.faults import FaultState, parse_faults
 from mock_server.journal import Journal
-from mock_server.middleware import Authentication, JournalRecorder, TransportFaults, is_admin_path
+from mock_server.middleware import Authentication, JournalRecorder, TransportFaults, is_tool_path
 from mock_server.resources.activities import Activities
 from mock_server.resources.associations import Associations
 from mock_server.resources.health import Health
@@ -67,7 +67,7 @@ class _ErrorSerializer:
         else:
             title, message, why = describe_foreign_error(error, req.method, req.path)
         note(req, why)
-        if not is_admin_path(req.path) and self._rt.applies(req, "ERROR-BODY-JSON"):
+        if not is_tool_path(req.path) and self._rt.applies(req, "ERROR-BODY-JSON"):
             resp.content_type = falcon.MEDIA_TEXT
             resp.text = f"{title}: {message}"
             return
@@ -150,5 +150,7 @@ def create_app(
     app.add_route("/__admin/seed", admin.AdminSeed(rt))
     app.add_route("/__admin/records", admin.AdminRecords(rt))
     app.add_route("/__admin/journal", admin.AdminJournal(rt))
+    app.add_route("/__admin/journal.har", admin.AdminJournalExport(rt, fmt="har"))
+    app.add_route("/__admin/journal.jsonl", admin.AdminJournalExport(rt, fmt="jsonl"))
     app.add_route("/__admin/faults", admin.AdminFaults(rt))
     return app

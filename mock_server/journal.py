@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["REDACTED", "Journal", "JournalEntry", "redact", "redact_headers", "truncate_body"]
@@ -58,7 +58,11 @@ def truncate_body(raw: bytes | None, limit: int, secrets: Sequence[str]) -> str 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One exchange. ``status`` is 0 when the mock closed the connection without answering."""
+    """One exchange. ``status`` is 0 when the mock closed the connection without answering.
+
+    ``time`` is when the answer was ready. ``request_bytes``/``response_bytes`` are the full body
+    sizes (the bodies themselves may be cut), None when there was no body; the HAR export needs them.
+    """
 
     time: str
     method: str
@@ -69,6 +73,9 @@ class JournalEntry:
     response_body: str | None
     why: str
     duration_ms: float
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    request_bytes: int | None = None
+    response_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,8 +1,13 @@
 """The three middleware, outermost first: journal and access log, transport faults, authentication.
 
 Authentication runs before routing, so an unknown path without a key is answered 401 (as most
-frameworks do; Schemathesis accepts it). Admin paths skip the API key and the transport faults and
-check the admin token instead; they are not journaled.
+frameworks do; Schemathesis accepts it). The mock's own tooling lives outside the API's paths and
+is never journaled nor bent by faults:
+
+* ``/__admin/...`` skips the API key and checks the admin token instead: the ``X-Admin-Token``
+  header everywhere; for the read-only pages a browser opens (``GET`` of ``READ_ONLY_ADMIN_PATHS``)
+  also the inspector cookie, which ``GET /__admin/inspector?token=...`` sets (see ``inspector``);
+* ``/docs`` and ``/docs/...`` (Swagger UI and the spec) are public: they hold no customer data.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 import falcon
 
@@ -23,19 +29,34 @@ from mock_server.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from mock_server.journal import JournalEntry, redact_headers, truncate_body
+from mock_server.journal import JournalEntry, redact, redact_headers, truncate_body
 from mock_server.runtime import Runtime, note
 
 __all__ = [
     "ADMIN_PREFIX",
+    "DOCS_PREFIX",
+    "INSPECTOR_COOKIE",
+    "INSPECTOR_PATH",
     "RAW_HEADER_NAMES",
+    "READ_ONLY_ADMIN_PATHS",
     "Authentication",
     "JournalRecorder",
     "TransportFaults",
+    "inspector_cookie_value",
     "is_admin_path",
+    "is_docs_path",
+    "is_tool_path",
 ]
 
 ADMIN_PREFIX = "/__admin"
+DOCS_PREFIX = "/docs"
+INSPECTOR_PATH = ADMIN_PREFIX + "/inspector"
+# What a browser that opened the inspector may GET with its cookie instead of the header. Read-only
+# on purpose: every admin write still needs the X-Admin-Token header, which no cross-site page can set.
+READ_ONLY_ADMIN_PATHS = frozenset(
+    {INSPECTOR_PATH, ADMIN_PREFIX + "/journal.har", ADMIN_PREFIX + "/journal.jsonl"}
+)
+INSPECTOR_COOKIE = "enginy_mock_inspector"
 RAW_HEADER_NAMES = "enginy_mock.raw_header_names"
 """WSGI environ key where the mock's waitress integration puts header names as the client spelled them."""
 
@@ -44,6 +65,26 @@ access_log = logging.getLogger("mock_server.access")
 
 def is_admin_path(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def is_docs_path(path: str) -> bool:
+    return path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
+
+
+def is_tool_path(path: str) -> bool:
+    """The mock's own tooling (admin API, inspector, docs): outside the API, never journaled or faulted."""
+    return is_admin_path(path) or is_docs_path(path)
+
+
+def inspector_cookie_value(admin_token: str) -> str:
+    """The inspector cookie: derived from the admin token, so the cookie cannot stand in for the token."""
+    return hmac.new(admin_token.encode("utf-8"), b"enginy-mock inspector cookie", "sha256").hexdigest()
+
+
+def _redact_uri(uri: str, secrets: Iterable[str]) -> str:
+    """A key sent in the query string (a customer's mistake worth seeing) is redacted, encoded or not."""
+    variants = [form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))]
+    return redact(uri, variants)
 
 
 def _as_bytes(value: str) -> bytes:
@@ -77,9 +118,15 @@ class JournalRecorder:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        self.record(req, resp.status_code, resp.render_body())
+        self.record(req, resp.status_code, resp.render_body(), resp.headers)
 
-    def record(self, req: falcon.Request, status: int, body: bytes | None) -> None:
+    def record(
+        self,
+        req: falcon.Request,
+        status: int,
+        body: bytes | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         rt = self._rt
         started = getattr(req.context, "started", time.perf_counter())
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -90,23 +137,27 @@ class JournalRecorder:
         access_log.info(
             "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
         )
-        if is_admin_path(req.path):
+        if is_tool_path(req.path):
             return
         secrets = rt.config.secrets
         limit = rt.config.journal_body_chars
+        raw_body: bytes | None = getattr(req.context, "raw_body", None)
         rt.journal.record(
             JournalEntry(
                 time=rt.now(),
                 method=req.method,
-                path=req.relative_uri,
+                path=_redact_uri(req.relative_uri, secrets),
                 status=status,
                 request_headers=redact_headers(
                     req.headers, sensitive=(rt.config.api_key_header,), secrets=secrets
                 ),
-                request_body=truncate_body(getattr(req.context, "raw_body", None), limit, secrets),
+                request_body=truncate_body(raw_body, limit, secrets),
                 response_body=truncate_body(body, limit, secrets),
                 why=why,
                 duration_ms=duration_ms,
+                response_headers=redact_headers(headers or {}, sensitive=(), secrets=secrets),
+                request_bytes=None if raw_body is None else len(raw_body),
+                response_bytes=None if body is None else len(body),
             )
         )
 
@@ -126,7 +177,7 @@ class TransportFaults:
         return False
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if is_admin_path(req.path):
+        if is_tool_path(req.path):
             return
         rt = self._rt
         if rt.active("latency"):
@@ -150,7 +201,11 @@ class TransportFaults:
 
 
 class Authentication:
-    """The API key on every API operation (/health included); the admin token on /__admin/."""
+    """The API key on every API operation (/health included); the admin token on /__admin/; /docs is open.
+
+    Sets ``req.context.admin_auth`` to how an admin request proved itself: ``"header"``, ``"query"``
+    (``?token=`` on the inspector only; the inspector then trades it for the cookie) or ``"cookie"``.
+    """
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
@@ -158,17 +213,47 @@ class Authentication:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if is_admin_path(req.path):
             self._check_admin(req)
-        else:
+        elif not is_docs_path(req.path):
             self._check_key(req)
 
     def _check_admin(self, req: falcon.Request) -> None:
+        admin_token = self._rt.config.admin_token
         token = req.get_header(ADMIN_TOKEN_HEADER)
-        if token is None:
-            raise Unauthorized(
-                f"The {ADMIN_TOKEN_HEADER} header is missing.", why="admin auth: missing token"
-            )
-        if not _matches_any(token, [self._rt.config.admin_token]):
-            raise Unauthorized(f"The {ADMIN_TOKEN_HEADER} header is wrong.", why="admin auth: wrong token")
+        browsable = req.method == "GET" and req.path in READ_ONLY_ADMIN_PATHS
+        if token is not None or not browsable:
+            if token is None:
+                raise Unauthorized(
+                    f"The {ADMIN_TOKEN_HEADER} header is missing.", why="admin auth: missing token"
+                )
+            if not _matches_any(token, [admin_token]):
+                raise Unauthorized(
+                    f"The {ADMIN_TOKEN_HEADER} header is wrong.", why="admin auth: wrong token"
+                )
+            req.context.admin_auth = "header"
+            return
+        # A browser cannot set headers on a plain navigation: the inspector takes ?token= once and
+        # answers with a cookie; the read-only pages accept that cookie.
+        query_token = req.get_param("token") if req.path == INSPECTOR_PATH else None
+        if query_token is not None:
+            if not _matches_any(query_token, [admin_token]):
+                raise Unauthorized("The token parameter is wrong.", why="admin auth: wrong token")
+            req.context.admin_auth = "query"
+            return
+        cookies = req.get_cookie_values(INSPECTOR_COOKIE) or []
+        if cookies:
+            if not _matches_any(cookies[0], [inspector_cookie_value(admin_token)]):
+                raise Unauthorized(
+                    f"The inspector cookie is out of date (the admin token changed); open "
+                    f"{INSPECTOR_PATH}?token=TOKEN again.",
+                    why="admin auth: stale cookie",
+                )
+            req.context.admin_auth = "cookie"
+            return
+        raise Unauthorized(
+            f"Open {INSPECTOR_PATH}?token=TOKEN with the admin token once, or send the "
+            f"{ADMIN_TOKEN_HEADER} header.",
+            why="admin auth: missing token",
+        )
 
     def _key_elsewhere(self, req: falcon.Request) -> bool:
         """Does a configured key sit in some header other than the configured one?"""
