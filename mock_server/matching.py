@@ -46,13 +46,15 @@ def normalise_linkedin(value: object) -> str | None:
 
 
 def normalise_domain(value: object) -> str | None:
-    """The docs' rule, in its order: lower-case, strip http(s)://, strip www., drop from the first /, trim.
+    """The docs' rule: lower-case, strip http(s)://, strip www., drop from the first /, trim.
+
+    The spec trims first as well, so that pasted values with a leading space still lose their scheme.
 
     ``https://www.Acme.com/about``, ``WWW.ACME.COM`` and ``acme.com`` all give ``acme.com``.
     """
     if not isinstance(value, str):
         return None
-    domain = value.lower()
+    domain = value.strip().lower()
     for scheme in ("http://", "https://"):
         domain = domain.removeprefix(scheme)
     domain = domain.removeprefix("www.")
