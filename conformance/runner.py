@@ -467,8 +467,9 @@ def reason_of(result: Result) -> str:
     if result.outcome == "skipped":
         messages = [e.message for e in result.evidence if e.message]
         return _one_line(messages[0]) if messages else "Not judged."
-    sources = sorted({e.source for e in result.evidence})
-    return "Judged by " + ", ".join(sources) + "."
+    names = {SCRIPTED: "scripted checks", SIDE: "every scripted answer", ENGINE: "Schemathesis"}
+    sources = sorted({names.get(e.source, e.source) for e in result.evidence})
+    return "Holds; judged by " + " and ".join(sources) + "."
 
 
 def summary_table(report: RunReport) -> list[str]:
