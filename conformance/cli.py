@@ -247,6 +247,147 @@ def demo_command(ctx: click.Context, /, **flags: Any) -> None:
     ctx.exit(outcome.exit_code)
 
 
+@cli.command("replay")
+@click.argument("recording", metavar="FILE", type=click.Path(path_type=Path))
+@_target_options
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="S",
+    help="Seconds to wait to connect and for each answer. [env ENGINY_TIMEOUT; default 10]",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write report.json, junit.xml, report.html and summary.md of the replay here (only when "
+    "given).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the replay as one JSON document.")
+@click.option("--dry-run", is_flag=True, help="List the requests the file holds and send nothing.")
+@click.option("--delay-ms", metavar="MS", help="Wait this long between two requests. [default 0]")
+@click.option(
+    "--keep-ids",
+    is_flag=True,
+    help="Send ids as recorded, instead of the ids the server created for the replayed creates.",
+)
+@click.pass_context
+def replay_command(
+    ctx: click.Context,
+    /,
+    recording: Path,
+    config_file: Path | None,
+    as_json: bool,
+    dry_run: bool,
+    delay_ms: str | None,
+    keep_ids: bool,
+    **flags: Any,
+) -> None:
+    """Re-send a recorded session to a server and judge, request by request, what came back.
+
+    FILE is a HAR 1.2 file (a browser's or proxy's recording, or the mock's /__admin/journal.har), the
+    mock's journal (GET /__admin/journal, or journal.jsonl) or a report.json of 'run', whose failing
+    cases are replayed. Each answer is judged by the rules one exchange can show; a path the spec does
+    not document is sent and reported as not in the contract. The key sent is the one given now
+    (ENGINY_API_KEY); recorded keys, cookies and [REDACTED] values are never re-sent. POST, PUT and
+    PATCH requests are re-sent too, so look at --dry-run first when the server holds real data.
+
+    \b
+    Example:
+      export ENGINY_API_KEY=your-key
+      enginy-conformance replay session.har --base-url https://crm.example.com/enginy
+      enginy-conformance replay reports/report.json --base-url http://localhost:8080 --json
+      curl -H "X-Admin-Token: $TOKEN" http://127.0.0.1:8080/__admin/journal.jsonl > journal.jsonl
+      enginy-conformance replay journal.jsonl --dry-run
+    """
+    from conformance.client import Client
+    from conformance.replay import (
+        describe_steps,
+        dry_run_json,
+        parse_delay_ms,
+        read_recording,
+        replay,
+        summary_lines,
+        to_json,
+        to_run_report,
+    )
+
+    report_dir = flags.pop("report_dir")
+    with _one_line_errors():
+        delay_s = parse_delay_ms(delay_ms)
+        resolved = resolve_settings(
+            flags,
+            os.environ,
+            config_file=config_file,
+            cwd=Path.cwd(),
+            dry_run=dry_run,
+            require_target=not dry_run,
+        )
+        settings = resolved.settings
+        session = read_recording(recording, api_key_header=settings.api_key_header)
+        client = Client(
+            base_url=settings.base_url or "http://replay.invalid",
+            api_key=settings.api_key,
+            api_key_header=settings.api_key_header,
+            timeout=settings.timeout,
+            user_agent="enginy-conformance replay",
+        )
+
+        def echo(text: str) -> None:
+            click.echo(client.redact(text))
+
+        try:
+            if dry_run:
+                if as_json:
+                    echo(json.dumps(dry_run_json(session), indent=2, ensure_ascii=False))
+                else:
+                    for line in describe_steps(session):
+                        echo(line)
+                return
+            if not as_json:
+                echo(
+                    f"enginy-conformance: replaying {len(session.steps)} request"
+                    f"{'' if len(session.steps) == 1 else 's'} from {recording} to "
+                    f"{safe_url(settings.base_url)} (key from {resolved.describe_source('api_key')}, sent as "
+                    f"{settings.api_key_header})"
+                )
+            outcome = replay(
+                session,
+                client,
+                out=None if as_json else echo,
+                delay_s=delay_s,
+                remap_ids=not keep_ids,
+            )
+        finally:
+            client.close()
+        paths: dict[str, Path] = {}
+        if report_dir is not None:
+            from conformance.report import write_reports
+
+            report = to_run_report(outcome, api_key_header=settings.api_key_header)
+            try:
+                paths = write_reports(report, report_dir)
+            except OSError as ex:
+                raise UsageError(
+                    f"Could not write the reports to {report_dir} ({ex.strerror or ex}); choose another "
+                    "--report-dir."
+                ) from None
+        if as_json:
+            document = to_json(outcome)
+            document["reports"] = {name: str(path) for name, path in paths.items()}
+            echo(json.dumps(document, indent=2, ensure_ascii=False))
+        else:
+            echo("")
+            for line in summary_lines(outcome):
+                echo(line)
+            if paths:
+                echo("Reports:")
+                for name, path in paths.items():
+                    echo(f"  {name}: {path}")
+    if outcome.problem is not None:
+        raise Fatal(outcome.problem)  # answered, but not judgeable: exit 2 after the lines above
+    ctx.exit(outcome.exit_code)
+
+
 def _with_target(settings: RunSettings, url: str, key: str) -> RunSettings:
     from dataclasses import replace
 

@@ -1,0 +1,536 @@
+"""What one replayed exchange can show: the rules a single request and its answer can break.
+
+`enginy-conformance replay` re-sends recorded requests one by one, so it only ever sees one exchange at
+a time, and many rules (TASK-GET, ASSOC-UPSERT, ...) need a sequence the replay does not control. The
+rules below are the ones one request and its answer decide on their own.
+
+A judge is a plain function of one `Seen` exchange, named for what must hold. It returns when the rule
+holds, raises `RuleViolation` (with the rule id) when it does not, and raises `NotApplicable` when the
+exchange says nothing about the rule; the preconditions are the small decorators `on`, `key_accepted`,
+`well_formed` and `without_key`. Shapes come from the spec through `SpecSchemas`; nothing here restates
+a schema. `JUDGES` is the whole registry, in the order the judgements are shown.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from conformance.checks._spec import SpecSchemas
+from conformance.checks._support import ids_of, is_id, objects_in, results_of, shown, violation
+from conformance.checks.records import _mapping_problem
+from conformance.client import Reply
+from conformance.results import NotApplicable
+from enginy_spec import Operation
+
+__all__ = [
+    "JUDGES",
+    "NOT_JSON_BODY",
+    "Judge",
+    "JudgeFunction",
+    "Seen",
+    "is_well_formed",
+    "operation_matcher",
+    "parse_body",
+]
+
+# What `Seen.body` holds when the recorded body is not JSON at all.
+NOT_JSON_BODY: Final = object()
+# The statuses with which a server says "the key is wrong": the request was not served, so nothing
+# about the operation can be judged from the answer.
+_KEY_REFUSED: Final = frozenset({401, 403})
+# USERS-OPTIONAL: "404, 405 or 501: feature off, treated as 'not implemented' (not an error)".
+_USERS_OFF: Final = frozenset({404, 405, 501})
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One replayed request and its answer, as the judges see it.
+
+    `operation` is the spec operation the request matched; `body` the recorded body parsed as JSON (None
+    when there was none, `NOT_JSON_BODY` when it does not parse); `well_formed` whether the body follows
+    the operation's request schema (always True for an operation without a body); `sent_key` whether the
+    key went with the request (False for a request recorded without one: an authentication probe).
+    """
+
+    operation: str
+    method: str
+    path: str
+    body: Any
+    well_formed: bool
+    sent_key: bool
+    reply: Reply
+    schemas: SpecSchemas
+
+    @property
+    def status(self) -> int:
+        return self.reply.status
+
+
+JudgeFunction = Callable[[Seen], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """A judge and the rule it speaks about."""
+
+    rule_id: str
+    function: JudgeFunction
+
+
+# --- matching a request to an operation -------------------------------------------------------------
+
+
+def operation_matcher(ops: Mapping[str, Operation]) -> Callable[[str, str], str | None]:
+    """A function (method, path) -> operationId or None, from the spec's operations.
+
+    Literal paths are tried before templated ones, so /tasks/batch is never taken for the task "batch".
+    A template parameter matches one non-empty path segment.
+    """
+    table: list[tuple[int, str, tuple[str, ...], str]] = []
+    for operation_id, op in ops.items():
+        segments = tuple(op.path.strip("/").split("/")) if op.path != "/" else ()
+        params = sum(1 for segment in segments if segment.startswith("{"))
+        table.append((params, op.method, segments, operation_id))
+    table.sort(key=lambda row: row[0])
+
+    def match(method: str, path: str) -> str | None:
+        bare = path.split("?", 1)[0].split("#", 1)[0]
+        segments = tuple(bare.strip("/").split("/")) if bare not in ("", "/") else ()
+        if bare.endswith("/") and bare != "/":
+            return None  # /tasks/ is not /tasks: the spec documents no trailing slashes
+        for _, op_method, template, operation_id in table:
+            if op_method != method.upper() or len(template) != len(segments):
+                continue
+            if all(
+                (part.startswith("{") and seg != "") or part == seg
+                for part, seg in zip(template, segments, strict=True)
+            ):
+                return operation_id
+        return None
+
+    return match
+
+
+# --- preconditions ------------------------------------------------------------------------------------
+
+
+def on(*operation_ids: str) -> Callable[[JudgeFunction], JudgeFunction]:
+    """The judge speaks only about these operations."""
+
+    def decorate(function: JudgeFunction) -> JudgeFunction:
+        @functools.wraps(function)
+        def wrapper(seen: Seen) -> None:
+            if seen.operation not in operation_ids:
+                raise NotApplicable(f"The rule does not concern {seen.method} {seen.path}.")
+            function(seen)
+
+        return wrapper
+
+    return decorate
+
+
+def key_accepted(function: JudgeFunction) -> JudgeFunction:
+    """The request carried the key and the server did not refuse it (else the operation never ran)."""
+
+    @functools.wraps(function)
+    def wrapper(seen: Seen) -> None:
+        if not seen.sent_key:
+            raise NotApplicable("The request was replayed without the key (an authentication probe).")
+        if seen.status in _KEY_REFUSED:
+            raise NotApplicable(f"The server refused the key ({seen.status}), so the operation never ran.")
+        function(seen)
+
+    return wrapper
+
+
+def well_formed(function: JudgeFunction) -> JudgeFunction:
+    """The recorded body follows the operation's request schema (what the rule says applies to)."""
+
+    @functools.wraps(function)
+    def wrapper(seen: Seen) -> None:
+        if not seen.well_formed:
+            raise NotApplicable("The recorded body does not follow the spec's request schema.")
+        function(seen)
+
+    return wrapper
+
+
+def without_key(function: JudgeFunction) -> JudgeFunction:
+    """The request was recorded, and replayed, without the key."""
+
+    @functools.wraps(function)
+    def wrapper(seen: Seen) -> None:
+        if seen.sent_key:
+            raise NotApplicable("The request carried the key.")
+        function(seen)
+
+    return wrapper
+
+
+def _short(reply: Reply) -> str:
+    """The status and, when there is one, a short excerpt of the body."""
+    if not reply.text.strip():
+        return f"{reply.status} with an empty body"
+    body = " ".join(reply.text.split())
+    return f"{reply.status} {body if len(body) <= 200 else body[:199] + '…'}"
+
+
+# --- answers in general -------------------------------------------------------------------------------
+
+
+def no_server_error(seen: Seen) -> None:
+    if seen.status < 500 or (seen.operation == "listUsers" and seen.status == 501):
+        return
+    raise violation(
+        "SERVER-NO-5XX",
+        f"{seen.method} {seen.path} was answered with a server error.",
+        expected="a 2xx or 4xx answer (501 on GET /users excepted)",
+        actual=_short(seen.reply),
+        replies=[seen.reply],
+    )
+
+
+@key_accepted
+@well_formed
+def success_answer_matches_spec(seen: Seen) -> None:
+    if not seen.reply.ok:
+        raise NotApplicable("Not a success answer.")
+    problems = seen.schemas.response_errors(
+        seen.operation, seen.status, seen.reply.json, is_json=seen.reply.is_json
+    )
+    if problems:
+        raise violation(
+            "RESPONSE-SCHEMA",
+            f"The success answer to {seen.method} {seen.path} breaks the spec's response.",
+            expected="a documented status and a body matching the spec's response schema",
+            actual=f"{seen.status}: " + "; ".join(problems),
+            replies=[seen.reply],
+        )
+
+
+def error_answer_is_json(seen: Seen) -> None:
+    if not 400 <= seen.status < 500:
+        raise NotApplicable("Not a client error answer.")
+    if not seen.schemas.documents_json_error(seen.operation, seen.status):
+        raise NotApplicable(f"The spec documents {seen.status} here without a body shape.")
+    reply = seen.reply
+    problems = seen.schemas.component_errors("Error", reply.json) if reply.is_json else ["not JSON"]
+    if problems:
+        raise violation(
+            "ERROR-BODY-JSON",
+            f"The error answer to {seen.method} {seen.path} does not carry the JSON error body.",
+            expected='a JSON object like {"error": "...", "message": "..."}',
+            actual=f"{_short(reply)} ({'; '.join(problems)})",
+            replies=[reply],
+        )
+
+
+# --- authentication -----------------------------------------------------------------------------------
+
+
+@without_key
+def request_without_key_is_refused(seen: Seen) -> None:
+    if seen.status in _KEY_REFUSED:
+        return
+    raise violation(
+        "AUTH-MISSING-KEY",
+        f"{seen.method} {seen.path} without the key was not refused.",
+        expected="401 (403 tolerated)",
+        actual=_short(seen.reply),
+        replies=[seen.reply],
+    )
+
+
+@without_key
+def missing_key_is_401_not_403(seen: Seen) -> None:
+    if seen.status != 403:
+        raise NotApplicable("Not a 403.")
+    raise violation(
+        "AUTH-401-NOT-403",
+        f"{seen.method} {seen.path} without the key was refused with 403 rather than 401.",
+        expected="401",
+        actual="403",
+        replies=[seen.reply],
+    )
+
+
+# --- health and users -----------------------------------------------------------------------------------
+
+
+@on("checkHealth")
+@key_accepted
+def health_answers_2xx(seen: Seen) -> None:
+    if not seen.reply.ok:
+        raise violation(
+            "HEALTH-OK",
+            "GET /health with the key did not answer a 2xx.",
+            expected="any 2xx",
+            actual=_short(seen.reply),
+            replies=[seen.reply],
+        )
+
+
+@on("listUsers")
+@key_accepted
+def users_answer_array_or_not_implemented(seen: Seen) -> None:
+    if seen.status in _USERS_OFF:
+        return
+    if seen.reply.ok and isinstance(seen.reply.json, list):
+        return
+    raise violation(
+        "USERS-OPTIONAL",
+        "GET /users answered neither a bare array of users nor 'not implemented' (404, 405 or 501).",
+        expected="2xx with a bare JSON array, or 404, 405 or 501",
+        actual=_short(seen.reply),
+        replies=[seen.reply],
+    )
+
+
+# --- tasks and activities -----------------------------------------------------------------------------
+
+
+def _returns_id(rule_id: str, seen: Seen, what: str) -> None:
+    reply = seen.reply
+    if reply.status not in (200, 201):
+        raise violation(
+            rule_id,
+            f"{seen.method} {seen.path} did not answer 200 or 201.",
+            expected=f"200 or 201 with the created {what}",
+            actual=_short(reply),
+            replies=[reply],
+        )
+    record_id = reply.json.get("id") if isinstance(reply.json, dict) else None
+    if not is_id(record_id):
+        raise violation(
+            rule_id,
+            f"{seen.method} {seen.path} answered without a non-empty string id; Enginy tracks the {what} "
+            "by it.",
+            expected='a JSON object with "id", a non-empty string',
+            actual=f"id {shown(record_id)}" if isinstance(reply.json, dict) else _short(reply),
+            replies=[reply],
+        )
+
+
+@on("createTask")
+@key_accepted
+@well_formed
+def created_task_has_id(seen: Seen) -> None:
+    _returns_id("TASK-CREATE-RETURNS-ID", seen, "task")
+
+
+@on("createActivity")
+@key_accepted
+@well_formed
+def created_activity_has_id(seen: Seen) -> None:
+    _returns_id("ACTIVITY-RETURNS-ID", seen, "activity")
+
+
+def _missed_batch_route(reply: Reply) -> bool:
+    """The batch path did not reach a batch handler: no route (404, 405), or an object where the batch
+    handlers answer arrays (the single-task handler answering the task "batch")."""
+    body = reply.json
+    if reply.status in (404, 405):
+        return True
+    if isinstance(body, dict) and body.get("id") == "batch":
+        return True
+    return reply.ok and isinstance(body, dict)
+
+
+@on("getTasksBatch", "completeTasksBatch")
+@key_accepted
+def batch_path_reaches_batch_handler(seen: Seen) -> None:
+    if _missed_batch_route(seen.reply):
+        raise violation(
+            "TASK-BATCH-ROUTE",
+            f"{seen.method} /tasks/batch did not reach a batch handler: it is missing, or /tasks/{{taskId}} "
+            'handled it as the task "batch".',
+            expected="the batch handler's answer: 200 with a JSON array",
+            actual=_short(seen.reply),
+            replies=[seen.reply],
+        )
+
+
+@on("getTasksBatch")
+@key_accepted
+@well_formed
+def batch_read_answers_array(seen: Seen) -> None:
+    reply = seen.reply
+    if not reply.ok:
+        raise NotApplicable("Not a success answer (see TASK-BATCH-GET-OMITS-UNKNOWN).")
+    if reply.status != 200 or not isinstance(reply.json, list):
+        raise violation(
+            "TASK-BATCH-GET-ARRAY",
+            "POST /tasks/batch did not answer a bare JSON array.",
+            expected="200 with a JSON array of tasks (not an object)",
+            actual=_short(reply),
+            replies=[reply],
+        )
+
+
+def _requested_ids(seen: Seen) -> list[Any]:
+    ids = seen.body.get("ids") if isinstance(seen.body, dict) else None
+    return list(ids) if isinstance(ids, list) else []
+
+
+@on("getTasksBatch")
+@key_accepted
+@well_formed
+def batch_read_omits_unknown_ids(seen: Seen) -> None:
+    reply = seen.reply
+    if not reply.ok:
+        raise violation(
+            "TASK-BATCH-GET-OMITS-UNKNOWN",
+            "POST /tasks/batch did not answer 200; ids the server does not know are to be left out of "
+            "the answer, never an error.",
+            expected="200 with the known tasks",
+            actual=_short(reply),
+            replies=[reply],
+        )
+    if not isinstance(reply.json, list):
+        raise NotApplicable("The answer is not an array (see TASK-BATCH-GET-ARRAY).")
+    requested = _requested_ids(seen)
+    strange = [task_id for task_id in ids_of(objects_in(reply)) if task_id not in requested]
+    if strange:
+        raise violation(
+            "TASK-BATCH-GET-OMITS-UNKNOWN",
+            "POST /tasks/batch answered tasks that were not asked for.",
+            expected=f"only tasks among the ids sent {shown(requested)}",
+            actual=f"also ids {shown(strange[:5])}",
+            replies=[reply],
+        )
+
+
+# --- contacts and companies ---------------------------------------------------------------------------
+
+
+def _maps_external_ids(rule_id: str, seen: Seen, family: str) -> None:
+    sent = seen.body.get(family) if isinstance(seen.body, dict) else None
+    if not isinstance(sent, list):
+        raise NotApplicable(f"The request holds no {family} array.")
+    problem = _mapping_problem(seen.reply, sent)
+    if problem is not None:
+        expected, actual = problem
+        raise violation(
+            rule_id,
+            f"{seen.method} {seen.path} did not map every externalId it was sent to a crmId.",
+            expected=expected,
+            actual=actual,
+            replies=[seen.reply],
+        )
+
+
+@on("createContacts")
+@key_accepted
+@well_formed
+def contact_export_maps_every_external_id(seen: Seen) -> None:
+    _maps_external_ids("CONTACT-CREATE-MAPS-EXTERNAL-IDS", seen, "contacts")
+
+
+@on("createCompanies")
+@key_accepted
+@well_formed
+def company_export_maps_every_external_id(seen: Seen) -> None:
+    _maps_external_ids("COMPANY-CREATE-MAPS-EXTERNAL-IDS", seen, "companies")
+
+
+def _sync_answers_only_sent(rule_id: str, seen: Seen, family: str) -> None:
+    reply = seen.reply
+    results = results_of(reply)
+    if reply.status != 200 or results is None:
+        raise violation(
+            rule_id,
+            f"{seen.method} {seen.path} did not answer 200 with a results array; unmatched records are "
+            "simply left out, never an error.",
+            expected='200 {"results": [...]}',
+            actual=_short(reply),
+            replies=[reply],
+        )
+    records = seen.body.get(family) if isinstance(seen.body, dict) else None
+    sent = {item.get("externalId") for item in records or [] if isinstance(item, dict)}
+    for item in results:
+        if item.get("externalId") not in sent or not is_id(item.get("crmId")):
+            raise violation(
+                rule_id,
+                f"A result of {seen.method} {seen.path} lacks an externalId from the request or a crmId.",
+                expected=f"externalId one of {shown(sorted(str(e) for e in sent))}, crmId a non-empty string",
+                actual=shown(item),
+                replies=[reply],
+            )
+
+
+@on("syncContacts")
+@key_accepted
+@well_formed
+def contact_sync_answers_only_contacts_sent(seen: Seen) -> None:
+    _sync_answers_only_sent("CONTACT-SYNC-OMITS-UNMATCHED", seen, "contacts")
+
+
+@on("syncCompanies")
+@key_accepted
+@well_formed
+def company_sync_answers_only_companies_sent(seen: Seen) -> None:
+    _sync_answers_only_sent("COMPANY-SYNC-OMITS-UNMATCHED", seen, "companies")
+
+
+# --- input handling -----------------------------------------------------------------------------------
+
+
+@key_accepted
+def malformed_json_is_refused(seen: Seen) -> None:
+    if seen.body is not NOT_JSON_BODY:
+        raise NotApplicable("The recorded body is JSON (or there is none).")
+    if seen.schemas.request_schema(seen.operation) is None:
+        raise NotApplicable(f"{seen.method} {seen.path} takes no body.")
+    if 400 <= seen.status < 500:
+        return
+    raise violation(
+        "INPUT-MALFORMED-JSON",
+        f"{seen.method} {seen.path} with a body that is not JSON was not refused with a 4xx.",
+        expected="400 (any 4xx is tolerated)",
+        actual=_short(seen.reply),
+        replies=[seen.reply],
+    )
+
+
+JUDGES: Final[tuple[Judge, ...]] = (
+    Judge("SERVER-NO-5XX", no_server_error),
+    Judge("AUTH-MISSING-KEY", request_without_key_is_refused),
+    Judge("AUTH-401-NOT-403", missing_key_is_401_not_403),
+    Judge("HEALTH-OK", health_answers_2xx),
+    Judge("TASK-BATCH-ROUTE", batch_path_reaches_batch_handler),
+    Judge("TASK-CREATE-RETURNS-ID", created_task_has_id),
+    Judge("ACTIVITY-RETURNS-ID", created_activity_has_id),
+    Judge("TASK-BATCH-GET-ARRAY", batch_read_answers_array),
+    Judge("TASK-BATCH-GET-OMITS-UNKNOWN", batch_read_omits_unknown_ids),
+    Judge("CONTACT-CREATE-MAPS-EXTERNAL-IDS", contact_export_maps_every_external_id),
+    Judge("COMPANY-CREATE-MAPS-EXTERNAL-IDS", company_export_maps_every_external_id),
+    Judge("CONTACT-SYNC-OMITS-UNMATCHED", contact_sync_answers_only_contacts_sent),
+    Judge("COMPANY-SYNC-OMITS-UNMATCHED", company_sync_answers_only_companies_sent),
+    Judge("USERS-OPTIONAL", users_answer_array_or_not_implemented),
+    Judge("INPUT-MALFORMED-JSON", malformed_json_is_refused),
+    Judge("RESPONSE-SCHEMA", success_answer_matches_spec),
+    Judge("ERROR-BODY-JSON", error_answer_is_json),
+)
+
+
+def parse_body(text: str | None) -> Any:
+    """A recorded body as JSON: None when there is none, `NOT_JSON_BODY` when it does not parse."""
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return NOT_JSON_BODY
+
+
+def is_well_formed(schemas: SpecSchemas, operation: str, body: Any) -> bool:
+    """Whether a body follows the operation's request schema (True when the operation takes none)."""
+    if schemas.request_schema(operation) is None:
+        return True
+    if body is None or body is NOT_JSON_BODY:
+        return False
+    return not schemas.request_errors(operation, body)
