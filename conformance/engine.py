@@ -212,6 +212,10 @@ def build_config(settings: RunSettings, budget: Budget, *, checks: Sequence[str]
         "request-timeout": settings.timeout,
         # Server hiccups are findings (SERVER-NO-5XX), not something to paper over with retries.
         "request-retries": 0,
+        # By default an operation stops at its first failure, so one broken rule hides the others on
+        # that operation (a server accepting any key never got the fuzzed body that crashes it). Every
+        # rule is judged on its own, so keep generating; the cost is unshrunk (larger) repro requests.
+        "continue-on-failure": True,
         # The crash cache would land in ./.schemathesis/ and replay old failures into a new verdict.
         "cache": {"enabled": False},
         # Generation speed on a busy CI box is not a property of the server under test.
@@ -376,7 +380,7 @@ class _Collector:
             return
         self.progress(
             f"generated testing: {name} phase finished ({event.status.value}): {tally.cases} requests over "
-            f"{len(tally.operations)} operations, {tally.failures} findings, "
+            f"{len(tally.operations)} operations, {tally.failures} new findings, "
             f"{time.monotonic() - tally.started:.1f} s"
         )
 
@@ -426,6 +430,7 @@ class _Collector:
     def _failure(
         self, recorder: ScenarioRecorder, parent_id: str, check: str, failure: Failure, phase: str
     ) -> bool:
+        """Record the failure as evidence if it maps to a selected rule; True if it is a new finding."""
         case_id = failure.case_id or parent_id
         node = recorder.cases.get(case_id) or recorder.cases[parent_id]
         operation = failure.operation or node.value.operation.label
@@ -438,18 +443,18 @@ class _Collector:
             return False
         key = (row.rule, operation, failure.title)
         if key in self.found:
-            return True
+            return False  # the same finding again (continue-on-failure keeps reporting it)
         rule = self.rules[row.rule]
-        message = self.redactor.text(
-            f"{failure.title} [{failure.code}] on {operation}: {failure.message}".strip()
-        )
-        detail = next((line.strip() for line in failure.message.splitlines() if line.strip()), failure.title)
+        headline = f"{failure.title} [{failure.code}] on {operation}"
+        body = failure.message.strip()
+        message = self.redactor.text(f"{headline}: {body}" if body else headline)
+        detail = next((line.strip() for line in body.splitlines() if line.strip()), failure.title)
         actual = f"HTTP {status}: {detail}" if status is not None else detail
         self.found[key] = Evidence(
             rule_id=row.rule,
             outcome="failed" if rule.level == "MUST" else "warning",
             source=f"schemathesis:{phase}",
-            message=_clip(message.rstrip(":").strip()),
+            message=_clip(message),
             expected=row.expected,
             actual=_clip(self.redactor.text(actual)),
             exchanges=self._chain(recorder, case_id),

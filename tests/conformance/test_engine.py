@@ -418,6 +418,20 @@ def test_broken_server_fails_the_right_rule(serve: Serve, fault: str, rule: str,
     assert item.exchanges[-1].response is not None
 
 
+def test_one_broken_rule_does_not_hide_another_on_the_same_operation(serve: Serve) -> None:
+    # POST /tasks answers 500 to the docs' example and lets the other example in with any key.
+    url, _ = serve("SERVER-NO-5XX", "AUTH-WRONG-KEY")
+    evidence = judge_generated(settings_for(url), load_catalogue(), budget=EXAMPLES_ONLY)
+    on_tasks = {
+        item.rule_id
+        for item in evidence
+        if item.exchanges
+        and item.exchanges[-1].request.method == "POST"
+        and item.exchanges[-1].request.url.endswith("/tasks")
+    }
+    assert {"SERVER-NO-5XX", "AUTH-WRONG-KEY"} <= on_tasks, [e.message for e in evidence]
+
+
 def test_server_error_evidence_carries_the_exchange(serve: Serve) -> None:
     url, _ = serve("SERVER-NO-5XX")
     evidence = judge_generated(settings_for(url), load_catalogue(), budget=EXAMPLES_ONLY)
