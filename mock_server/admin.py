@@ -39,6 +39,7 @@ __all__ = [
     "AdminReset",
     "AdminSeed",
     "parse_seed",
+    "seed_record_problem",
 ]
 
 _COMPONENT = {
@@ -73,6 +74,21 @@ def _seed_record(kind: Kind, raw: Mapping[str, Any], ids: IdSource) -> Record:
     return record
 
 
+def seed_record_problem(kind: Kind, item: Mapping[str, Any], validators: Validators) -> str | None:
+    """Why this seed record does not fit its kind's schema (one sentence), or None when it fits.
+
+    Scenario files check every record with it, to report all bad records rather than the first.
+    """
+    if "id" in item and (not isinstance(item["id"], str) or not item["id"]):
+        return "id must be a non-empty string."
+    if "crmId" in item and (not isinstance(item["crmId"], str) or not item["crmId"]):
+        return "crmId must be a non-empty string."
+    candidate = dict(item)
+    if kind == "tasks":
+        candidate.setdefault("id", "seed")  # Task requires an id; a missing one is generated
+    return validators.check_component(_COMPONENT[kind], candidate)
+
+
 def parse_seed(document: object, validators: Validators, ids: IdSource) -> dict[Kind, list[Record]]:
     """Check a seed document and turn it into records by kind; raise SeedError naming the bad record."""
     if not isinstance(document, dict):
@@ -87,14 +103,7 @@ def parse_seed(document: object, validators: Validators, ids: IdSource) -> dict[
             where = f"Seed {kind}[{index}]"
             if not isinstance(item, dict):
                 raise SeedError(f"{where} must be an object.")
-            if "id" in item and (not isinstance(item["id"], str) or not item["id"]):
-                raise SeedError(f"{where}: id must be a non-empty string.")
-            if "crmId" in item and (not isinstance(item["crmId"], str) or not item["crmId"]):
-                raise SeedError(f"{where}: crmId must be a non-empty string.")
-            candidate = dict(item)
-            if kind == "tasks":
-                candidate.setdefault("id", "seed")  # Task requires an id; a missing one is generated
-            problem = validators.check_component(_COMPONENT[kind], candidate)
+            problem = seed_record_problem(kind, item, validators)
             if problem is not None:
                 raise SeedError(f"{where}: {problem}")
             records.append(_seed_record(kind, item, ids))

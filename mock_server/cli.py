@@ -21,10 +21,11 @@ from mock_server.config import DEFAULT_API_KEY_HEADER, DEFAULT_MAX_BODY_BYTES, M
 from mock_server.errors import MisconfigurationError
 from mock_server.faults import FAULTS, Fault, parse_faults
 from mock_server.journal import redact
+from mock_server.scenario import Scenario, ScenarioError, load_scenario
 from mock_server.serving import MockServer
 from mock_server.storage import MemoryStore, SqliteStore, Store
 
-__all__ = ["cli", "fault_catalogue", "main"]
+__all__ = ["cli", "fault_catalogue", "main", "resolve_settings"]
 
 PROG = "enginy-mock"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -50,6 +51,59 @@ class _Command(click.Command):
 
 def _usage(message: str) -> NoReturn:
     raise _OneLineUsageError(message)
+
+
+class _ScenarioUsageError(click.UsageError):
+    """A bad scenario file: one line per mistake, ``FILE: LOCATION: problem``, exit 2."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+    def show(self, file: Any = None) -> None:
+        for line in self.problems:
+            click.echo(line, err=True)
+
+
+# Where a value came from decides whether it beats the scenario file: given on the command line or
+# in the environment, it wins; a click default loses to the file.
+_EXPLICIT = frozenset({click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT})
+
+
+def _load_scenario(path: Path) -> Scenario:
+    try:
+        return load_scenario(path)
+    except ScenarioError as ex:
+        raise _ScenarioUsageError(ex.problems) from None  # the lines say it all; no traceback
+
+
+def resolve_settings(ctx: click.Context, scenario: Scenario | None) -> dict[str, Any]:
+    """The settings the scenario file may hold, by precedence: command line > environment > file > default.
+
+    Returns MockConfig keyword arguments plus ``fault_specs``. ``--fault`` and ``--seed-data``
+    replace the file's whole list (faults and latency; records and users), they do not add to it.
+    """
+    params = ctx.params
+
+    def pick(name: str, from_file: Any) -> Any:
+        if ctx.get_parameter_source(name) in _EXPLICIT or from_file is None:
+            return params[name]
+        return from_file
+
+    file = scenario or Scenario(source="")
+    if params["seed_data"] is not None:
+        seed = _read_seed(params["seed_data"])
+    else:
+        seed = dict(file.seed_data) if file.seed_data is not None else None
+    users_file = None if file.users_enabled is None else not file.users_enabled
+    return {
+        "api_key_header": pick("api_key_header", file.api_key_header),
+        "max_body_bytes": pick("max_body_bytes", file.max_body_bytes),
+        "users_enabled": not pick("no_users", users_file),
+        "seed_data": seed,
+        "fault_specs": tuple(pick("faults", file.fault_specs)),
+        "fault_seed": pick("fault_seed", file.fault_seed),
+    }
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -243,6 +297,15 @@ def _open_store(db: Path | None) -> Store:
     show_envvar=True,
     help="info logs one access line per request.",
 )
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ENGINY_MOCK_SCENARIO",
+    show_envvar=True,
+    help="YAML file describing a customer's server (faults, latency, records, users, key header, "
+    "body limit; see docs/scenarios.md). Options given explicitly override the file.",
+)
 @click.option("--list-faults", is_flag=True, help="Print the fault profiles and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-faults: print them as JSON.")
 def cli(
@@ -259,6 +322,7 @@ def cli(
     no_users: bool,
     threads: int,
     log_level: str,
+    scenario_path: Path | None,
     list_faults: bool,
     as_json: bool,
 ) -> None:
@@ -267,13 +331,20 @@ def cli(
 
     On start it prints one line, "enginy-mock listening on http://HOST:PORT", to stdout. It stops
     cleanly on SIGINT or SIGTERM. Every option can also come from the environment variable shown.
+    A --scenario file sets several options at once; precedence: command line > environment >
+    scenario file > defaults. API keys never go in the file.
+
+    The mock also serves Swagger UI at /docs (no key needed) and, under the admin token, the
+    inspector page at /__admin/inspector (open it once as /__admin/inspector?token=TOKEN) and the
+    journal as /__admin/journal.har and /__admin/journal.jsonl.
 
     \b
     Example:
       enginy-mock --port 0 --api-key test-key
       enginy-mock --api-key test-key --db mock.db --fault TASK-BATCH-ROUTE --fault latency:ms=200
+      enginy-mock --api-key test-key --scenario examples/scenarios/slow-and-flaky.yaml
       enginy-mock --list-faults --json
-      curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:8080/__admin/journal
+      curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:8080/__admin/journal.har -o journal.har
     """
     if as_json and not list_faults:
         _usage("--json only goes with --list-faults.")
@@ -282,22 +353,18 @@ def cli(
         return
     if not api_keys:
         _usage("give at least one --api-key KEY (or set ENGINY_API_KEY).")
+    scenario = _load_scenario(scenario_path) if scenario_path is not None else None
     generated_token = admin_token is None
     token = admin_token if admin_token is not None else secrets.token_urlsafe(24)
     try:
-        parse_faults(faults)
-        config = MockConfig(
-            api_keys=api_keys,
-            admin_token=token,
-            api_key_header=api_key_header,
-            max_body_bytes=max_body_bytes,
-            users_enabled=not no_users,
-            seed_data=_read_seed(seed_data) if seed_data is not None else None,
-            fault_specs=faults,
-            fault_seed=fault_seed,
-        )
+        settings = resolve_settings(click.get_current_context(), scenario)
+        parse_faults(settings["fault_specs"])
+        config = MockConfig(api_keys=api_keys, admin_token=token, **settings)
     except MisconfigurationError as ex:
         _usage(str(ex))
+    if scenario is not None:
+        about = f" ({' '.join(scenario.description.split())})" if scenario.description else ""
+        click.echo(f"{PROG} scenario: {scenario.source}{about}", err=True)
     _configure_logging(log_level, config.secrets)
     store = _open_store(db)
     try:
@@ -306,7 +373,9 @@ def cli(
         except MisconfigurationError as ex:
             _usage(str(ex))
         try:
-            server = MockServer(app, host=host, port=port, threads=threads, max_body_bytes=max_body_bytes)
+            server = MockServer(
+                app, host=host, port=port, threads=threads, max_body_bytes=config.max_body_bytes
+            )
         except OSError as ex:
             _usage(f"cannot listen on {host}:{port}: {ex.strerror or ex}.")
         _serve(server, token if generated_token else None)
