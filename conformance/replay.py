@@ -982,7 +982,7 @@ def describe_steps(recording: Recording) -> list[str]:
         operation = matcher(step.method, step.path)
         head = f"#{step.index} {step.method} {_shown_path(step.path)}"
         what = operation if operation else "not in the contract"
-        extra = "" if step.sent_key else ", without the key (as recorded)"
+        extra = "" if step.sent_key else "; sent without the key, as recorded"
         if step.not_sendable is not None:
             lines.append(f"{head}  - not sent: {step.not_sendable}")
         else:

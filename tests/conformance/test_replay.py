@@ -802,7 +802,7 @@ def test_dry_run_lists_the_steps_and_sends_nothing(hostile, answer, session_har)
         "Dry run: nothing will be sent. 11 requests" in result.output and "6 of them writes" in result.output
     )
     assert "#4 POST /tasks/batch  (getTasksBatch)" in result.output
-    assert "#10 GET /health  (checkHealth, without the key (as recorded))" in result.output
+    assert "#10 GET /health  (checkHealth; sent without the key, as recorded)" in result.output
     assert "#11 GET /metrics  (not in the contract)" in result.output
     time.sleep(0.1)
     assert server.received == []
