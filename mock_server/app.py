@@ -23,6 +23,7 @@ from mock_server.bodies import dumps
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError, DropConnection, InternalError, describe_foreign_error, error_body
 from mock_server.faults import FaultState, parse_faults
+from mock_server.inspector import Inspector
 from mock_server.journal import Journal
 from mock_server.middleware import Authentication, JournalRecorder, TransportFaults, is_tool_path
 from mock_server.resources.activities import Activities
@@ -153,4 +154,5 @@ def create_app(
     app.add_route("/__admin/journal.har", admin.AdminJournalExport(rt, fmt="har"))
     app.add_route("/__admin/journal.jsonl", admin.AdminJournalExport(rt, fmt="jsonl"))
     app.add_route("/__admin/faults", admin.AdminFaults(rt))
+    app.add_route("/__admin/inspector", Inspector(rt))
     return app
