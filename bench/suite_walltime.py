@@ -70,9 +70,12 @@ class Measurement:
 @contextmanager
 def mock(api_key: str) -> Iterator[str]:
     """Start the reference mock on a free port and yield its base URL; stop it by PID afterwards."""
+    # The mock also reads ENGINY_* variables (faults, keys, a database file); benchmark it plain.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "mock_server", "--port", "0", "--api-key", api_key],
         cwd=REPO,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # the access log; not part of what is measured
         text=True,
@@ -133,6 +136,8 @@ def _toml(budget: Budget, timeout: float) -> str:
         "seed = 0",
         "workers = 1",
         f"request-timeout = {timeout}",
+        "request-retries = 0",
+        "continue-on-failure = true",
         'suppress-health-check = ["too_slow"]',
         "[cache]",
         "enabled = false",

@@ -339,6 +339,8 @@ class _Collector:
     redactor: Redactor
     progress: Callable[[str], None]
     found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
+    # Size of the failing request behind each finding: the smallest repro seen is the one kept.
+    sizes: dict[tuple[str, str, str], int] = field(default_factory=dict)
     passes: dict[str, _PassTally] = field(default_factory=dict)
     phases: dict[str, _PhaseTally] = field(default_factory=dict)
     answers: int = 0
@@ -356,8 +358,10 @@ class _Collector:
 
     def feed(self, event: events.EngineEvent) -> None:
         if isinstance(event, events.PhaseStarted) and event.phase.name in TESTING_PHASES:
-            self.phases[event.phase.name.value] = _PhaseTally(started=time.monotonic())
-            self.progress(f"generated testing: {event.phase.name.value} phase started")
+            # Disabled phases are "started" too, then finish as skipped; announce only real ones.
+            if event.phase.is_enabled:
+                self.phases[event.phase.name.value] = _PhaseTally(started=time.monotonic())
+                self.progress(f"generated testing: {event.phase.name.value} phase started")
         elif isinstance(event, events.PhaseFinished) and event.phase.name in TESTING_PHASES:
             self._phase_finished(event)
         elif isinstance(event, events.ScenarioFinished):
@@ -374,13 +378,13 @@ class _Collector:
     def _phase_finished(self, event: events.PhaseFinished) -> None:
         name = event.phase.name.value
         tally = self.phases.get(name)
-        if tally is None:
-            reason = event.phase.skip_reason.value if event.phase.skip_reason else "not run"
+        if tally is None or event.status == Status.SKIP:
+            reason = event.phase.skip_reason.value if event.phase.skip_reason else "nothing to run"
             self.progress(f"generated testing: {name} phase skipped ({reason})")
             return
         self.progress(
             f"generated testing: {name} phase finished ({event.status.value}): {tally.cases} requests over "
-            f"{len(tally.operations)} operations, {tally.failures} new findings, "
+            f"{len(tally.operations)} operations, {_count(tally.failures, 'new finding')}, "
             f"{time.monotonic() - tally.started:.1f} s"
         )
 
@@ -442,8 +446,13 @@ class _Collector:
         if row is None or row.rule not in self.rules:
             return False
         key = (row.rule, operation, failure.title)
-        if key in self.found:
-            return False  # the same finding again (continue-on-failure keeps reporting it)
+        size = _request_size(recorder, case_id)
+        new = key not in self.found
+        # continue-on-failure means no shrinking and the same finding many times over; keep the smallest
+        # request that shows it, so the curl in the report is one a person can read.
+        if not new and size >= self.sizes[key]:
+            return False
+        self.sizes[key] = size
         rule = self.rules[row.rule]
         headline = f"{failure.title} [{failure.code}] on {operation}"
         body = failure.message.strip()
@@ -459,7 +468,7 @@ class _Collector:
             actual=_clip(self.redactor.text(actual)),
             exchanges=self._chain(recorder, case_id),
         )
-        return True
+        return new
 
     def _chain(self, recorder: ScenarioRecorder, case_id: str) -> tuple[Exchange, ...]:
         # The failing request last, after the ones that led to it (stateful links, the ignored_auth probe's
@@ -557,7 +566,7 @@ class _Collector:
             )
         self.progress(
             f"generated testing: finished in {elapsed:.1f} s, {self.answers} answers, "
-            f"{len(self.found)} findings"
+            f"{_count(len(self.found), 'finding')}"
         )
         return evidence
 
@@ -570,8 +579,20 @@ def _is_server_side(error: Exception) -> bool:
     return isinstance(error, (*server_side, ServerUnavailable))
 
 
+def _request_size(recorder: ScenarioRecorder, case_id: str) -> int:
+    interaction = recorder.interactions.get(case_id)
+    if interaction is None:
+        return 0
+    request = interaction.request
+    return len(request.uri) + (len(request.body) if request.body else 0)
+
+
 def _row_for(rule_id: str) -> Row:
     return next(row for row in ROWS if row.rule == rule_id)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _clip(text: str) -> str:

@@ -91,6 +91,7 @@ class Traffic:
 
     requests: int = 0
     writes: int = 0
+    crashed: list[int] = field(default_factory=list)  # body sizes of the requests answered 500
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -179,7 +180,10 @@ def make_app(
     class Tasks:
         def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
             data = body(req, "createTask")
-            if "SERVER-NO-5XX" in faults and data.get("type") == "call":  # the docs' example has type call
+            crash = "SERVER-NO-5XX" in faults and data.get("type") == "call"  # the docs' example has it
+            if crash or "CRASH-ON-TASKS" in faults:
+                with traffic.lock:
+                    traffic.crashed.append(req.content_length or 0)
                 raise RuntimeError("simulated crash")
             if "SLOW" in faults:
                 time.sleep(1.5)
@@ -442,6 +446,18 @@ def test_server_error_evidence_carries_the_exchange(serve: Serve) -> None:
     assert exchange.response is not None and exchange.response.status == 500
     assert "Internal error" in exchange.response.body
     assert item.actual.startswith("HTTP 500")
+
+
+def test_the_smallest_failing_request_is_kept(serve: Serve) -> None:
+    # With continue-on-failure nothing is shrunk, so the engine keeps the smallest repro it saw.
+    url, traffic = serve("CRASH-ON-TASKS")
+    budget = Budget(max_examples=5, stateful_steps=2, phases=("fuzzing",))
+    evidence = judge_generated(settings_for(url, only=("SERVER-NO-5XX",)), load_catalogue(), budget=budget)
+    (item,) = [e for e in evidence if e.outcome == "failed"]
+    body = item.exchanges[-1].request.body
+    assert body is not None
+    assert len(traffic.crashed) > 1
+    assert len(body.encode()) == min(traffic.crashed)
 
 
 def test_custom_key_header_is_sent_and_probed(serve: Serve) -> None:
