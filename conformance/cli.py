@@ -306,6 +306,7 @@ def replay_command(
         parse_delay_ms,
         read_recording,
         replay,
+        require_steps,
         summary_lines,
         to_json,
         to_run_report,
@@ -343,6 +344,7 @@ def replay_command(
                     for line in describe_steps(session):
                         echo(line)
                 return
+            require_steps(session)
             if not as_json:
                 echo(
                     f"enginy-conformance: replaying {len(session.steps)} request"

@@ -98,6 +98,7 @@ __all__ = [
     "parse_delay_ms",
     "read_recording",
     "replay",
+    "require_steps",
     "step_line",
     "summary_lines",
     "to_json",
@@ -153,6 +154,8 @@ _CUT_MARKERS: Final = (
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Statuses that say a gateway answered because the server behind it did not.
+_GATEWAY: Final = frozenset({502, 503, 504})
 
 
 # --- the recording ------------------------------------------------------------------------------------
@@ -204,6 +207,19 @@ class _Raw:
     note: str = ""
     cut: bool = False
     not_sendable: str | None = None
+
+
+def require_steps(recording: Recording) -> None:
+    """UsageError when the recording holds nothing to send (a replay must rest on something sent)."""
+    if any(step.not_sendable is None for step in recording.steps):
+        return
+    if recording.kind == "report":
+        why = "it lists no exchange of a failed or warning rule, and those are all a report's replay sends"
+    elif recording.steps:
+        why = "none of its requests can be re-sent as recorded (see --dry-run)"
+    else:
+        why = "it lists no request" + (f" ({' '.join(recording.notes)})" if recording.notes else "")
+    raise UsageError(f"The recording {recording.source} holds nothing to replay: {why}.")
 
 
 def read_recording(path: Path, *, api_key_header: str = DEFAULT_KEY_HEADER) -> Recording:
@@ -709,9 +725,15 @@ class ReplayOutcome:
     @property
     def problem(self) -> str | None:
         """Why the replay could not judge the server (exit 2) although it answered, else None."""
+        judged = [r for r in self.results if r.state in ("judged", "key-refused")]
+        if judged and all(r.status in _GATEWAY for r in judged):
+            return (
+                f"Every request was answered {judged[0].status} or another gateway error: a proxy or gateway "
+                "answered, not the server behind it; start the server (or fix the proxy) and replay again."
+            )
         if self.verdict == "failed":
             return None
-        keyed = [r for r in self.results if r.operation and r.step.sent_key and r.state != "no-answer"]
+        keyed = [r for r in judged if r.step.sent_key]
         if keyed and all(r.state == "key-refused" for r in keyed):
             status = keyed[0].status
             return (
@@ -726,13 +748,18 @@ class ReplayOutcome:
                 f"#{first.step.index}: {first.note}); nothing else broke a MUST rule, but the replay is "
                 "incomplete."
             )
+        if not judged:
+            return (
+                "No replayed request reached an operation of the contract, so nothing was judged; check "
+                "that the recording holds requests to the Enginy API and that --base-url is the API's root."
+            )
         return None
 
     @property
     def exit_code(self) -> int:
-        if self.verdict == "failed":
-            return 1
-        return 2 if self.problem else 0
+        if self.problem is not None:
+            return 2
+        return 1 if self.verdict == "failed" else 0
 
 
 @functools.cache
@@ -1025,9 +1052,11 @@ def summary_lines(outcome: ReplayOutcome) -> list[str]:
             listed = "; ".join(f"{rule} (#{', #'.join(map(str, steps))})" for rule, steps in where.items())
             lines.append(f"{title}: {listed}")
     lines += [f"Note: {note}" for note in outcome.recording.notes]
-    if outcome.verdict == "failed":
+    if outcome.problem is not None:
+        pass  # the one error line says why nothing can be concluded
+    elif outcome.verdict == "failed":
         lines.append("FAILED: a MUST rule does not hold.")
-    elif outcome.problem is None:
+    else:
         lines.append("PASSED: no MUST rule broke.")
     return lines
 

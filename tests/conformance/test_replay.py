@@ -688,7 +688,7 @@ def _stub(method: str, path: str, status: int, body: Any):
         (entry("GET", "/users"), (200, {"users": []}), {"USERS-OPTIONAL", "RESPONSE-SCHEMA"}, 1),
         (entry("GET", "/users"), (501, b"not implemented"), set(), 0),
         (entry("GET", "/users"), (404, b"<html>no</html>"), set(), 0),  # documented as any body
-        (entry("GET", "/health"), (503, {"error": "down"}), {"HEALTH-OK", "SERVER-NO-5XX"}, 1),
+        (entry("GET", "/health"), (500, {"error": "down"}), {"HEALTH-OK", "SERVER-NO-5XX"}, 1),
         (
             entry("POST", "/tasks", '{"subject": '),
             (201, {"id": "t-1", "subject": ""}),
@@ -875,3 +875,31 @@ def test_delay_is_waited_between_requests_not_before_the_first(fake_crm, tmp_pat
         client.close()
     assert waits == [0.25, 0.25]
     assert outcome.exit_code == 0 and len(outcome.results) == 3
+
+
+def test_a_recording_with_nothing_to_send_is_one_line(tmp_path):
+    passing = _report_document("http://crm.example.com")
+    passing["results"] = passing["results"][:1]  # only a passed rule
+    line = one_clean_line(
+        invoke("replay", str(write(tmp_path / "ok.json", passing)), "--base-url", "http://x")
+    )
+    assert "holds nothing to replay" in line and "failed or warning rule" in line
+    redacted = write(tmp_path / "r.har", har(entry("POST", "/tasks", {"subject": "[REDACTED]"})))
+    assert "can be re-sent" in one_clean_line(invoke("replay", str(redacted), "--base-url", "http://x"))
+    assert invoke("replay", str(redacted), "--dry-run").exit_code == 0  # listing it is fine
+
+
+def test_a_replay_that_judged_nothing_is_exit_2(fake_crm, tmp_path):
+    crm = fake_crm()
+    outside = write(tmp_path / "o.har", har(entry("GET", "/metrics", origin="http://crm.example.com")))
+    result = invoke("replay", str(outside), "--base-url", crm.url, key=KEY)
+    assert "nothing was judged" in one_clean_line(result)
+    assert "not in the contract" in result.output
+
+
+def test_gateway_errors_everywhere_are_exit_2_not_a_verdict(hostile, answer, session_har):
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    server = hostile(lambda conn, _: conn.sendall(answer("502 Bad Gateway", page, "text/html")))
+    result = invoke("replay", str(session_har), "--base-url", server.url)
+    assert "a proxy or gateway answered" in one_clean_line(result)
+    assert "FAILED" not in result.output and "PASSED" not in result.output
