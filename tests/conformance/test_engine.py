@@ -8,7 +8,11 @@ examples phase replays the spec's examples, so faults triggered by example value
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -521,6 +525,75 @@ def test_integrator_schemathesis_toml_is_ignored(
     assert failures(planted) == failures(baseline)
     assert {"RESPONSE-SCHEMA", "AUTH-WRONG-KEY"} <= set(failures(planted))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schemathesis.toml"]
+
+
+# --- the reference mock, as a subprocess (conformance never imports mock_server) ------------------------
+
+
+@pytest.fixture
+def reference_mock() -> Iterator[Callable[..., str]]:
+    """Start `python -m mock_server --port 0` with the given faults; stop every one by pid at teardown."""
+    if importlib.util.find_spec("mock_server") is None:
+        pytest.skip("the reference mock (mock_server) is not installed")
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*faults: str) -> str:
+        argv = [
+            sys.executable,
+            "-m",
+            "mock_server",
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--log-level",
+            "warning",
+        ]
+        env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
+        process = subprocess.Popen(
+            [*argv, *(arg for fault in faults for arg in ("--fault", fault))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        started.append(process)
+        assert process.stdout is not None
+        match = re.search(r"listening on (http://\S+)", process.stdout.readline())
+        assert match, "the mock did not announce its address"
+        return match.group(1)
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_reference_mock_passes(reference_mock: Callable[..., str]) -> None:
+    evidence = judge_generated(settings_for(reference_mock()), load_catalogue(), budget=SMALL_ALL_PHASES)
+    assert failures(evidence) == {}
+    assert {item.rule_id for item in evidence if item.outcome == "passed"} >= {
+        "SERVER-NO-5XX",
+        "RESPONSE-SCHEMA",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [("RESPONSE-SCHEMA", "failed"), ("AUTH-WRONG-KEY", "failed"), ("ERROR-BODY-JSON", "warning")],
+)
+def test_reference_mock_faults_are_found(
+    reference_mock: Callable[..., str], fault: str, outcome: str
+) -> None:
+    url = reference_mock(fault)
+    evidence = judge_generated(settings_for(url, only=(fault,)), load_catalogue(), budget=EXAMPLES_ONLY)
+    assert failures(evidence) == {fault: {outcome}}
+    assert_no_secret(evidence)
 
 
 # --- what is not run --------------------------------------------------------------------------------------
