@@ -68,3 +68,13 @@ def test_writers_do_not_invent_keys(report: RunReport) -> None:
     for headers, command in curls:
         assert "[REDACTED]" not in command and "[Filtered]" not in command
         assert ("$ENGINY_API_KEY" in command) == ("X-API-Key" in headers)
+
+
+def test_public_surface() -> None:
+    import conformance.report as report
+
+    public = sorted(name for name in vars(report) if not name.startswith("_") and name.isidentifier())
+    modules_and_imports = {"Path", "RunReport", "annotations", "write_html", "write_json", "write_junit"}
+    modules_and_imports |= {"write_markdown", "scrub_settings"}
+    assert sorted(report.__all__) == report.__all__
+    assert [name for name in public if name not in modules_and_imports] == report.__all__
