@@ -18,7 +18,7 @@ import falcon
 import falcon.media
 
 from enginy_spec import load_spec
-from mock_server import admin
+from mock_server import admin, docs_ui
 from mock_server.bodies import dumps
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError, DropConnection, InternalError, describe_foreign_error, error_body
@@ -155,4 +155,13 @@ def create_app(
     app.add_route("/__admin/journal.jsonl", admin.AdminJournalExport(rt, fmt="jsonl"))
     app.add_route("/__admin/faults", admin.AdminFaults(rt))
     app.add_route("/__admin/inspector", Inspector(rt))
+
+    # Public: the contract and Swagger UI, no key (see docs_ui and middleware.Authentication).
+    docs_index = docs_ui.DocsIndex()
+    app.add_route("/docs", docs_index)
+    app.add_route("/docs/", docs_index)
+    app.add_route("/docs/openapi.json", docs_ui.DocsSpec())
+    initializer = docs_ui.DocsInitializer(api_key_header=config.api_key_header)
+    app.add_route("/docs/swagger-initializer.js", initializer)
+    app.add_route("/docs/static/{name}", docs_ui.DocsStatic())
     return app
