@@ -186,9 +186,11 @@ def _type_of(value: object) -> str:
     return _TYPE_NAMES["object"] if isinstance(value, dict) else type(value).__name__
 
 
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {matches[0]}?)" if matches else ""
+def _suggest(name: str, choices: Iterable[str], *, fold: bool = False) -> str:
+    """`` (did you mean X?)`` for the closest choice, or nothing; ``fold`` ignores case."""
+    options = {(choice.upper() if fold else choice): choice for choice in choices}
+    matches = difflib.get_close_matches(name.upper() if fold else name, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {options[matches[0]]}?)" if matches else ""
 
 
 def _schema_problems(error: jsonschema.ValidationError) -> list[tuple[list[str | int], str]]:
@@ -249,7 +251,8 @@ def _parse_fault_entry(entry: str | Mapping[str, Any]) -> FaultSelection:
     if fault_id.strip() not in FAULTS:
         folded = {known.casefold(): known for known in FAULTS.ids}
         if fault_id.strip().casefold() not in folded:
-            hint = _suggest(fault_id.strip().upper(), FAULTS.ids)
+            # Ids are matched case-insensitively (TASK-GET, latency), so suggest that way too.
+            hint = _suggest(fault_id.strip(), FAULTS.ids, fold=True)
             raise FaultSpecError(
                 f"unknown fault {fault_id.strip()!r}" + (hint or " (enginy-mock --list-faults lists them)")
             )

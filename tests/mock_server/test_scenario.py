@@ -206,6 +206,11 @@ max_body_bytes: 0
         ),
         ("version: 1\nlatency: 700000\n", ["latency: latency: ms must be at least 0 and at most 600000"]),
         ("version: 1\nfaults: ['']\n", ["faults[0]: must not be empty"]),
+        ("version: 1\nfaults: [latncy]\n", ["faults[0]: unknown fault 'latncy' (did you mean latency?)"]),
+        (
+            "version: 1\nfaults: [error_rate]\n",
+            ["faults[0]: unknown fault 'error_rate' (did you mean error-rate?)"],
+        ),
         ("version: 1\nfaults: [{params: {}}]\n", ["faults[0].id: is required"]),
         (
             "version: 1\nrecords: {contacts: [{crmId: '', externalId: e}]}\n",
@@ -215,6 +220,11 @@ max_body_bytes: 0
 )
 def test_single_mistakes(tmp_path, text, expected):
     assert problems_of(tmp_path, text) == expected
+
+
+def test_fault_ids_ignore_case_like_the_command_line(tmp_path):
+    scenario = load_scenario(write(tmp_path, "version: 1\nfaults: [task-get, LATENCY:ms=5]\n"))
+    assert scenario.fault_specs == ("TASK-GET", "latency:ms=5,jitter=0")
 
 
 def test_yaml_syntax_errors_name_the_line_and_column(tmp_path):
