@@ -1,4 +1,4 @@
-"""A plain (non-editable) `pip install` ships enginy_spec with its YAML files as package data."""
+"""A plain (non-editable) `pip install` ships every package of the repo, with its data files."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ PROBE = textwrap.dedent(
         "rules_count": len(enginy_spec.load_catalogue()),
         "openapi_version": enginy_spec.load_spec()["openapi"],
     }))
+    # The shipped packages import from the install too (their modules read data files at import).
+    import conformance.cli, conformance.report, mock_server.app, mock_server.cli  # noqa: E401, F401
     """
 )
 
@@ -63,10 +65,8 @@ def run(*args: str | Path, cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
-def test_plain_install_ships_the_spec_and_the_catalogue(tmp_path):
-    if importlib.util.find_spec("venv") is None:
-        pytest.skip("the venv module is not available in this Python")
+def plain_install(tmp_path: Path) -> Path:
+    """Install a copy of the repo into a new venv with a plain `pip install`; its site-packages."""
     source = tmp_path / "source"
     shutil.copytree(REPO, source, ignore=NOT_COPIED)
     venv_dir = tmp_path / "venv"
@@ -97,11 +97,23 @@ def test_plain_install_ships_the_spec_and_the_catalogue(tmp_path):
         cwd=tmp_path,
         env=env,
     )
+    return venv_purelib
+
+
+@pytest.mark.slow
+def test_plain_install_ships_the_spec_and_the_catalogue(tmp_path):
+    if importlib.util.find_spec("venv") is None:
+        pytest.skip("the venv module is not available in this Python")
+    site_packages = plain_install(tmp_path)
+    venv_dir = tmp_path / "venv"
+    python = venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    env = {key: value for key, value in os.environ.items() if key not in {"PYTHONPATH", "PYTHONHOME"}}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     found = json.loads(run(python, "-c", PROBE, cwd=elsewhere, env=env))
 
-    site_packages = Path(found["purelib"]).resolve()
+    assert Path(found["purelib"]).resolve() == site_packages.resolve()
+    site_packages = site_packages.resolve()
     assert site_packages.is_relative_to(venv_dir.resolve())
     for key in ("module", "openapi", "rules"):
         where = Path(found[key]).resolve()
@@ -111,3 +123,26 @@ def test_plain_install_ships_the_spec_and_the_catalogue(tmp_path):
     assert found["operations"] > 0
     assert found["rules_count"] > 0
     assert str(found["openapi_version"]).startswith("3.")
+
+
+# Packages whose directory name is their import name (enginy_spec is spec/, checked above).
+SHIPPED = ("mock_server", "conformance")
+
+
+def shipped_files(root: Path) -> set[str]:
+    """Every file a package directory holds that an install must carry: modules and data files."""
+    return {
+        path.relative_to(root).as_posix()
+        for package in SHIPPED
+        for path in (root / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+
+
+@pytest.mark.slow
+def test_plain_install_ships_every_module_and_data_file(tmp_path):
+    if importlib.util.find_spec("venv") is None:
+        pytest.skip("the venv module is not available in this Python")
+    site_packages = plain_install(tmp_path)
+    missing = shipped_files(REPO) - shipped_files(site_packages)
+    assert not missing, f"a plain install leaves out {sorted(missing)}: list them in pyproject.toml"
