@@ -25,6 +25,7 @@ from typing import Any, cast
 import jsonschema
 import yaml
 
+from enginy_spec import JsonYamlLoader
 from mock_server.admin import seed_record_problem
 from mock_server.errors import FaultSpecError, MisconfigurationError
 from mock_server.faults import FAULTS, FaultSelection, parse_fault
@@ -91,8 +92,8 @@ class Scenario:
 # --- reading YAML ----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with JSON-compatible scalars, and duplicate keys noted (PyYAML keeps the last silently).
+class _Loader(JsonYamlLoader):
+    """The spec's JSON-compatible YAML, with duplicate keys noted (PyYAML keeps the last silently).
 
     Timestamps stay strings (dueDate must reach the spec's validator as the text the author wrote)
     and only true/false are booleans: YAML 1.1 would turn ``no``, ``on`` or a country code into one.
@@ -101,19 +102,6 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[tuple[str, int]] = []
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool"}
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:

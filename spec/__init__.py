@@ -33,6 +33,7 @@ __all__ = [
     "RULES_PATH",
     "Catalogue",
     "CatalogueError",
+    "JsonYamlLoader",
     "Level",
     "Operation",
     "Rule",
@@ -203,11 +204,20 @@ class Catalogue:
         return UnknownRuleError(message, unknown=tuple(unknown))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads YAML the way Schemathesis reads specs, so data stays JSON-compatible."""
+class JsonYamlLoader(yaml.SafeLoader):
+    """SafeLoader that reads YAML the way Schemathesis reads specs, so data stays JSON-compatible.
+
+    Timestamps stay strings and only true/false are booleans (YAML 1.2): YAML 1.1 would turn a
+    `dueDate`, `no`, `on` or a country code into something JSON does not have. Subclass it to add
+    constructors (the mock's scenario files note duplicate keys).
+    """
 
 
-_Loader.yaml_implicit_resolvers = {
+class _Loader(JsonYamlLoader):
+    """JsonYamlLoader whose mapping keys stay the strings written (the unquoted status code `200`)."""
+
+
+JsonYamlLoader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
@@ -216,7 +226,7 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 # YAML 1.2 booleans only: `on`, `off`, `yes` and `no` stay strings.
-_Loader.add_implicit_resolver(
+JsonYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
