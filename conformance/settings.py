@@ -29,5 +29,5 @@ class RunSettings:
     timeout: float = 10.0
     seed: int = 0
     dry_run: bool = False
-    workers: int = 2  # more than 2 Schemathesis workers crashes on Python 3.11 (see shared/notes)
+    workers: int = 2  # an upper bound: the engine runs 1 on Python 3.11, where 2+ crash Hypothesis
     tag: str = "enginy-conformance"  # prefix of every record the run creates, so it can be cleaned up
