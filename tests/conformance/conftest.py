@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import secrets
 import socket
@@ -386,19 +387,26 @@ class Mock:
     process: subprocess.Popen[str]
     admin_token: str
 
-    def switch(self, *faults: str) -> None:
-        for method, path, body in (
-            ("PUT", "/__admin/faults", {"faults": list(faults)}),
-            ("POST", "/__admin/reset", {}),
-        ):
-            request = urllib.request.Request(
-                self.url + path,
-                data=json.dumps(body).encode(),
-                method=method,
-                headers={"X-Admin-Token": self.admin_token, "Content-Type": "application/json"},
-            )
+    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        """Call the mock's admin API; its status and body (errors included, not raised)."""
+        request = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"X-Admin-Token": self.admin_token, "Content-Type": "application/json"},
+        )
+        try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                assert answer.status == 200
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as ex:
+            return ex.code, ex.read()
+
+    def reset(self) -> None:
+        assert self.admin("POST", "/__admin/reset", {})[0] == 200
+
+    def switch(self, *faults: str) -> None:
+        assert self.admin("PUT", "/__admin/faults", {"faults": list(faults)})[0] == 200
+        self.reset()
 
 
 def start_mock(*extra: str, key: str | None = None, wait_s: float = 30.0) -> Mock:
@@ -426,6 +434,8 @@ def start_mock(*extra: str, key: str | None = None, wait_s: float = 30.0) -> Moc
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         text=True,
+        # The developer's own ENGINY_* settings (a scenario, faults, a key) must not reach test mocks.
+        env={name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")},
     )
     stdout = process.stdout
     assert stdout is not None
@@ -457,6 +467,23 @@ def mock() -> Iterator[Mock]:
     running = start_mock()
     yield running
     stop_mock(running)
+
+
+@pytest.fixture(scope="module")
+def start_mocks() -> Iterator[Callable[..., Mock]]:
+    """Start more mocks for one test module: `start_mocks("--fault", "TASK-BATCH-ROUTE", key=K)`.
+
+    Every mock it started is stopped when the module's tests are done.
+    """
+    started: list[Mock] = []
+
+    def start(*extra: str, key: str | None = None) -> Mock:
+        started.append(start_mock(*extra, key=key))
+        return started[-1]
+
+    yield start
+    for running in started:
+        stop_mock(running)
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,85 +136,19 @@ def step_lines(output: str) -> dict[int, str]:
 # --- the bundled mock, started the way a user starts it -----------------------------------------------------
 
 
-@dataclass
-class Mock:
-    url: str
-    token: str
-    process: subprocess.Popen[str]
-
-    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        request = urllib.request.Request(
-            self.url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"X-Admin-Token": self.token, "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as ex:
-            return ex.code, ex.read()
-
-    def reset(self) -> None:
-        assert self.admin("POST", "/__admin/reset", {})[0] == 200
-
-
-def start_mock(*extra: str) -> Mock:
-    token = secrets.token_hex(8)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "mock_server", "--port", "0", "--api-key", CANARY),
-            *("--admin-token", token, "--log-level", "warning", *extra),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    stdout = process.stdout
-    assert stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(30)
-    match = re.search(r"listening on (http://\S+)", lines[0]) if lines else None
-    if match is None:
-        process.kill()
-        process.wait(5)
-        raise RuntimeError(f"The mock did not start: {lines[:1]!r}")
-    return Mock(url=match.group(1), token=token, process=process)
-
-
-def stop(mock: Mock) -> None:
-    mock.process.terminate()
-    try:
-        mock.process.wait(5)
-    except subprocess.TimeoutExpired:
-        mock.process.kill()
-        mock.process.wait(5)
+@pytest.fixture(scope="module")
+def conformant(start_mocks) -> Any:
+    return start_mocks(key=CANARY)
 
 
 @pytest.fixture(scope="module")
-def conformant() -> Iterator[Mock]:
-    running = start_mock()
-    yield running
-    stop(running)
+def second(start_mocks) -> Any:
+    return start_mocks(key=CANARY)
 
 
 @pytest.fixture(scope="module")
-def second() -> Iterator[Mock]:
-    running = start_mock()
-    yield running
-    stop(running)
-
-
-@pytest.fixture(scope="module")
-def batch_route_fault() -> Iterator[Mock]:
-    running = start_mock("--fault", "TASK-BATCH-ROUTE")
-    yield running
-    stop(running)
+def batch_route_fault(start_mocks) -> Any:
+    return start_mocks("--fault", "TASK-BATCH-ROUTE", key=CANARY)
 
 
 @pytest.fixture
@@ -492,7 +420,7 @@ def test_the_same_har_against_the_batch_route_fault_exits_1_naming_it(batch_rout
     assert "FAILED" in result.output and CANARY not in result.output
 
 
-def _journal_of(mock: Mock, export: str) -> bytes:
+def _journal_of(mock: Any, export: str) -> bytes:
     status, body = mock.admin("GET", f"/__admin/{export}")
     if status == 404:
         pytest.skip(f"the mock does not export /__admin/{export} yet")
@@ -501,7 +429,7 @@ def _journal_of(mock: Mock, export: str) -> bytes:
 
 
 @pytest.fixture
-def recorded_on_conformant(conformant: Mock, session_har: Path) -> Mock:
+def recorded_on_conformant(conformant: Any, session_har: Path) -> Any:
     """The conformant mock with a clean journal holding one replay of SESSION."""
     conformant.reset()
     assert invoke("replay", str(session_har), "--base-url", conformant.url).exit_code == 0
