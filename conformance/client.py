@@ -214,11 +214,15 @@ class Client:
         finally:
             response.close()
         elapsed_ms = (time.monotonic() - started) * 1000
-        text = self._redact(_decode(content, response))
+        decoded = _decode(content, response)
+        text = self._redact(decoded)
         parsed: Any = NOT_JSON
-        if text.strip() and not truncated:
+        if decoded.strip() and not truncated:
+            # Checks judge the answer as the server gave it: redacting inside the parsed data would
+            # change what is judged whenever the key happens to occur in it (a short key inside an
+            # id). Redaction happens where evidence leaves a check: recorded text, and the runner.
             try:
-                parsed = self._redact_json(jsonlib.loads(text))
+                parsed = jsonlib.loads(decoded)
             except ValueError:
                 parsed = NOT_JSON
         headers_out = {name: self._redact_header(name, value) for name, value in response.headers.items()}
@@ -419,16 +423,6 @@ class Client:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
-
-    def _redact_json(self, value: Any) -> Any:
-        # Text redaction already ran on the raw body; this catches escapes it could not see (\u0041…).
-        if isinstance(value, str):
-            return self._redact(value)
-        if isinstance(value, list):
-            return [self._redact_json(item) for item in value]
-        if isinstance(value, dict):
-            return {self._redact(str(k)): self._redact_json(v) for k, v in value.items()}
-        return value
 
 
 def _secret_forms(key: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import platform
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
@@ -263,10 +263,24 @@ def judge_scripted(ctx: CheckContext, selected: Iterable[Rule], out: Out) -> lis
     for rule in selected:
         if rule.id not in CHECKS:
             continue
-        item = _judge_one(ctx, rule, CHECKS.get(rule.id))
+        item = _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
         evidence.append(item)
         out(_line(rule.id, item.outcome, item.message if item.outcome != "passed" else ""))
     return evidence
+
+
+def _scrubbed(item: Evidence, client: Client) -> Evidence:
+    """The evidence with the key redacted from the phrases a check wrote from the answers it judged.
+
+    Checks see answers unredacted (so they judge what the server said); the key must still never
+    reach the terminal or a report, and this is where a check's words leave it.
+    """
+    return replace(
+        item,
+        message=client.redact(item.message),
+        expected=client.redact(item.expected),
+        actual=client.redact(item.actual),
+    )
 
 
 def _judge_one(ctx: CheckContext, rule: Rule, registered: RegisteredCheck) -> Evidence:

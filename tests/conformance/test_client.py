@@ -86,6 +86,16 @@ def test_key_is_redacted_everywhere_even_when_echoed(fake_crm):
     assert client.log[2].exchange.request.headers["X-Other"] == REDACTED
 
 
+def test_checks_judge_the_answer_as_given_while_the_record_is_redacted(fake_crm):
+    # A key can occur inside real data (a one-letter key inside an id): redacting the parsed answer
+    # would make checks judge something the server never said.
+    crm = fake_crm(override=echo_headers)
+    client = client_for(crm.url)
+    reply = client.get("/health")
+    assert reply.json["note"] == f"your key is {KEY}"
+    assert KEY not in everything_recorded(client)
+
+
 def test_non_json_body_is_a_sentinel_not_an_error(hostile, answer):
     server = hostile(lambda conn, _: conn.sendall(answer("200 OK", b"<html>hello</html>", "text/html")))
     reply = client_for(server.url).get("/health")

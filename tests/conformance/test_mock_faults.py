@@ -80,6 +80,17 @@ def test_the_conformant_mock_passes_every_rule_and_the_canary_never_leaks(mock, 
     assert outcome.report.created and all(record.id for record in outcome.report.created)
 
 
+def test_a_key_that_occurs_inside_the_data_changes_no_verdict_and_never_leaks(start_mocks, tmp_path):
+    # "k" occurs in ids, subjects and URLs the run sends and reads back: the verdict must rest on the
+    # answers themselves, and the key must still appear nowhere in the output or the reports.
+    short = start_mocks(key="k")
+    outcome, lines = judged(short.url, short.key, tmp_path, engine=False, write=True)
+    assert bad_rules(outcome) == {}
+    texts = [path.read_text(encoding="utf-8") for path in outcome.report_paths.values()]
+    assert '"k"' not in "\n".join(texts)  # never as a whole value (headers, settings)
+    assert all("X-API-Key: k" not in text for text in [*texts, "\n".join(lines)])
+
+
 @pytest.mark.parametrize("fault", RULE_FAULTS, ids=[fault["id"] for fault in RULE_FAULTS])
 def test_each_rule_fault_fails_exactly_its_rule(faulty_mock, tmp_path, fault):
     rule = fault["rule"]
