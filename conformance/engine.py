@@ -331,6 +331,11 @@ class _PassTally:
 _PASS_NEEDS_MODE: Mapping[str, bool] = {"negative_data_rejection": True, "positive_data_acceptance": False}
 
 
+def _is_negative(case: Any) -> bool:
+    meta = getattr(case, "meta", None)
+    return meta is not None and bool(meta.generation.mode.is_negative)
+
+
 @dataclass(slots=True)
 class _Collector:
     """Reads the event stream and keeps what becomes evidence, in the order it was found."""
@@ -420,11 +425,8 @@ class _Collector:
         row = route(Observation(check=check, operation=case.operation.label, status=status))
         if row is None or row.rule not in self.rules or row.rule not in PASSABLE_RULES or status is None:
             return
-        if check in _PASS_NEEDS_MODE:
-            meta = case.meta
-            negative = meta is not None and meta.generation.mode.is_negative
-            if negative != _PASS_NEEDS_MODE[check]:
-                return
+        if check in _PASS_NEEDS_MODE and _is_negative(case) != _PASS_NEEDS_MODE[check]:
+            return
         tally = self.passes.setdefault(row.rule, _PassTally())
         tally.answers.add(case_id)
         tally.operations.add(case.operation.label)
@@ -444,6 +446,11 @@ class _Collector:
             probe = "no-key" if failure.scenario == AuthScenario.NO_AUTH else "wrong-key"
         row = route(Observation(check=check, operation=operation, status=status, auth_probe=probe))
         if row is None or row.rule not in self.rules:
+            return False
+        if row.rule == "RESPONSE-SCHEMA" and _is_negative(node.value):
+            # The answer to a request that breaks the schema on purpose: accepting it is judged once, by
+            # INPUT-INVALID-REJECTED (SHOULD). The docs define answers to what Enginy sends, so a lenient
+            # server echoing `externalId: 0` back is not also failed here as a MUST.
             return False
         key = (row.rule, operation, failure.title)
         size = _request_size(recorder, case_id)

@@ -360,8 +360,8 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     ),
     _rule(
         "SERVER-NO-5XX",
-        "POST /tasks answers 500 when type is the empty string (generated input finds "
-        "it; scripted checks rarely do).",
+        "POST /tasks answers 500 when type is anything but a plain word of ASCII letters (e.g. "
+        "empty, digits, unicode): generated input finds it, Enginy's types (call, email) do not.",
     ),
     _rule(
         "RESPONSE-SCHEMA",

@@ -36,7 +36,15 @@ __all__ = ["SPEC_URI", "Validators", "field_path", "is_rfc3339_date_time"]
 
 SPEC_URI = "urn:enginy-crm-contract:openapi"
 # Components the admin seed endpoint checks records against (the request shapes, plus User/Task).
-SEED_COMPONENTS = ("Task", "ContactCreate", "CompanyCreate", "ActivityCreate", "AssociationPair", "User")
+SEED_COMPONENTS = (
+    "Task",
+    "TaskCreate",
+    "ContactCreate",
+    "CompanyCreate",
+    "ActivityCreate",
+    "AssociationPair",
+    "User",
+)
 _EPOCH = "1970-01-01T00:00:00Z"
 # Enough errors to pick a relevant one; a hostile body with a million bad items must not build a million.
 _MAX_ERRORS = 50

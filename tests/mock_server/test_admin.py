@@ -51,7 +51,11 @@ def test_seed_inserts_or_replaces_and_reports_ids(mock):
         ({"widgets": []}, "Unknown kind 'widgets'; use one of tasks, contacts"),
         ({"tasks": {}}, "Seed tasks must be an array of records."),
         ({"tasks": [1]}, r"Seed tasks\[0\] must be an object."),
-        ({"tasks": [{"subject": 5}]}, r"Seed tasks\[0\]: subject must be a string"),
+        ({"tasks": [{"subject": "s", "dueDate": "soon"}]}, r"Seed tasks\[0\]: dueDate must be an ISO 8601"),
+        (
+            {"tasks": [{"subject": "s", "completed": "yes"}]},
+            r"Seed tasks\[0\]: completed must be true or false",
+        ),
         ({"users": [{"id": "u"}]}, r"Seed users\[0\]: name is required."),
         ({"contacts": [{"crmId": "", "externalId": "e"}]}, "crmId must be a non-empty string"),
         ({"activities": [{"id": 5, "type": "EMAIL"}]}, "id must be a non-empty string"),
