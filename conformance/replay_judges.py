@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from conformance.checks._spec import SpecSchemas
-from conformance.checks._support import ids_of, is_id, objects_in, results_of, shown, violation
-from conformance.checks.records import _mapping_problem
+from conformance.checks._support import ids_of, is_id, objects_in, shown, violation
+from conformance.checks.records import mapping_problem, sync_problem
 from conformance.client import Reply
 from conformance.results import NotApplicable
 from enginy_spec import Operation
@@ -411,7 +411,7 @@ def _maps_external_ids(rule_id: str, seen: Seen, family: str) -> None:
     sent = seen.body.get(family) if isinstance(seen.body, dict) else None
     if not isinstance(sent, list):
         raise NotApplicable(f"The request holds no {family} array.")
-    problem = _mapping_problem(seen.reply, sent)
+    problem = mapping_problem(seen.reply, sent)
     if problem is not None:
         expected, actual = problem
         raise violation(
@@ -438,28 +438,12 @@ def company_export_maps_every_external_id(seen: Seen) -> None:
 
 
 def _sync_answers_only_sent(rule_id: str, seen: Seen, family: str) -> None:
-    reply = seen.reply
-    results = results_of(reply)
-    if reply.status != 200 or results is None:
-        raise violation(
-            rule_id,
-            f"{seen.method} {seen.path} did not answer 200 with a results array; unmatched records are "
-            "simply left out, never an error.",
-            expected='200 {"results": [...]}',
-            actual=_short(reply),
-            replies=[reply],
-        )
     records = seen.body.get(family) if isinstance(seen.body, dict) else None
-    sent = {item.get("externalId") for item in records or [] if isinstance(item, dict)}
-    for item in results:
-        if item.get("externalId") not in sent or not is_id(item.get("crmId")):
-            raise violation(
-                rule_id,
-                f"A result of {seen.method} {seen.path} lacks an externalId from the request or a crmId.",
-                expected=f"externalId one of {shown(sorted(str(e) for e in sent))}, crmId a non-empty string",
-                actual=shown(item),
-                replies=[reply],
-            )
+    sent = {str(item.get("externalId")) for item in records or [] if isinstance(item, dict)}
+    problem = sync_problem(f"{seen.method} {seen.path}", seen.reply, sent)
+    if problem is not None:
+        message, expected, actual = problem
+        raise violation(rule_id, message, expected=expected, actual=actual, replies=[seen.reply])
 
 
 @on("syncContacts")

@@ -86,7 +86,7 @@ def _create(ctx: CheckContext, family: Family, records: list[dict[str, Any]]) ->
     return reply
 
 
-def _mapping_problem(reply: Reply, sent: list[dict[str, Any]]) -> tuple[str, str] | None:
+def mapping_problem(reply: Reply, sent: list[dict[str, Any]]) -> tuple[str, str] | None:
     """(expected, actual) when the answer is not one {externalId, crmId} per record sent, else None."""
     wanted = Counter(record["externalId"] for record in sent)
     expected = f"200 or 201 with one {{externalId, crmId}} for each of the {len(sent)} records sent"
@@ -111,6 +111,27 @@ def _mapping_problem(reply: Reply, sent: list[dict[str, Any]]) -> tuple[str, str
     return None
 
 
+def sync_problem(where: str, reply: Reply, sent_ids: set[str]) -> tuple[str, str, str] | None:
+    """(message, expected, actual) when a sync answer is not 200 with results drawn from the records
+    sent, each with a crmId; else None. `where` names the request, e.g. "POST /contacts/sync"."""
+    results = results_of(reply)
+    if reply.status != 200 or results is None:
+        return (
+            f"{where} did not answer 200 with a results array; unmatched records are simply left out, "
+            "never an error.",
+            '200 {"results": [...]}',
+            reply.describe(),
+        )
+    for item in results:
+        if item.get("externalId") not in sent_ids or not is_id(item.get("crmId")):
+            return (
+                f"A result of {where} lacks an externalId from the request or a crmId.",
+                f"externalId one of {shown(sorted(sent_ids))}, crmId a non-empty string",
+                shown(item),
+            )
+    return None
+
+
 @shared("contacts", sends=(req("POST /contacts"),))
 def created_contacts(ctx: CheckContext) -> tuple[list[dict[str, Any]], Reply]:
     sent = [_record(ctx, CONTACTS, n) for n in range(1, RECORD_COUNT + 1)]
@@ -130,7 +151,7 @@ def _created(ctx: CheckContext, family: Family) -> tuple[list[dict[str, Any]], R
 def usable_records(ctx: CheckContext, family: Family) -> Mapped:
     """The shared records with their crmIds, or NotApplicable when create did not map them."""
     sent, reply = _created(ctx, family)
-    if _mapping_problem(reply, sent) is not None:
+    if mapping_problem(reply, sent) is not None:
         raise NotApplicable(
             f"POST {family.path} did not map the records it was sent, so this rule cannot be judged "
             f"(see {family.prefix}-CREATE-MAPS-EXTERNAL-IDS)."
@@ -145,7 +166,7 @@ def usable_records(ctx: CheckContext, family: Family) -> Mapped:
 
 def _judge_maps(ctx: CheckContext, family: Family, rule_id: str) -> None:
     sent, reply = _created(ctx, family)
-    problem = _mapping_problem(reply, sent)
+    problem = mapping_problem(reply, sent)
     if problem is not None:
         raise violation(
             rule_id,
@@ -174,7 +195,7 @@ def _judge_unknown_fields(ctx: CheckContext, family: Family, rule_id: str, extra
         usable_records(ctx, family)
     except NotApplicable:
         return
-    problem = _mapping_problem(reply, sent)
+    problem = mapping_problem(reply, sent)
     if problem is not None:
         raise violation(
             rule_id,
@@ -195,7 +216,7 @@ def contact_export_takes_100(ctx: CheckContext) -> None:
     usable_records(ctx, CONTACTS)  # mapping must work on a small batch before size can be judged
     sent = [_record(ctx, CONTACTS, f"batch-{n}") for n in range(1, 101)]
     reply = _create(ctx, CONTACTS, sent)
-    problem = _mapping_problem(reply, sent)
+    problem = mapping_problem(reply, sent)
     if problem is not None:
         raise violation(
             "CONTACT-CREATE-BATCH-100",
@@ -282,18 +303,8 @@ def _judge_omits_unmatched(ctx: CheckContext, family: Family, rule_id: str) -> N
         sent.insert(0, usable_records(ctx, family).sent[0])
     reply = _sync(ctx, family, sent)
     unmatched = sent[-1]["externalId"]
-    results = results_of(reply)
-    if reply.status != 200 or results is None:
-        raise violation(
-            rule_id,
-            f"POST {family.path}/sync did not answer 200 with a results array; unmatched records are "
-            "simply left out, never an error.",
-            expected='200 {"results": [...]}',
-            actual=reply.describe(),
-            replies=[reply],
-        )
-    sent_ids = {record["externalId"] for record in sent}
-    for item in results:
+    # The never-seen record first: its presence is this rule's own finding, named as such.
+    for item in results_of(reply) or []:
         if item.get("externalId") == unmatched:
             raise violation(
                 rule_id,
@@ -302,14 +313,10 @@ def _judge_omits_unmatched(ctx: CheckContext, family: Family, rule_id: str) -> N
                 actual=shown(item),
                 replies=[reply],
             )
-        if item.get("externalId") not in sent_ids or not is_id(item.get("crmId")):
-            raise violation(
-                rule_id,
-                f"A result of POST {family.path}/sync lacks an externalId from the request or a crmId.",
-                expected=f"externalId one of {shown(sorted(sent_ids))}, crmId a non-empty string",
-                actual=shown(item),
-                replies=[reply],
-            )
+    problem = sync_problem(f"POST {family.path}/sync", reply, {record["externalId"] for record in sent})
+    if problem is not None:
+        message, expected, actual = problem
+        raise violation(rule_id, message, expected=expected, actual=actual, replies=[reply])
 
 
 def _judge_matched(
