@@ -1,7 +1,9 @@
 """enginy-conformance: the command line. The docstrings below are the help.
 
-Exit codes: 0 every MUST rule holds (SHOULD failures are warnings); 1 a MUST rule fails; 2 the tool
-was misused or the server could not be judged at all (one line on stderr, never a traceback).
+Exit codes (conformance.exit_codes): 0 every selected MUST rule was judged and holds (SHOULD failures
+are warnings); 1 a MUST rule fails; 2 the tool was misused, the server could not be reached, or the
+target is not a Custom CRM API (one line on stderr, never a traceback); 3 no MUST rule failed but one
+could not be judged (INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -128,8 +130,14 @@ def cli() -> None:
     """Judge a Custom CRM server against the Enginy contract.
 
     Enginy calls these endpoints on your CRM; this suite calls them the way Enginy does and judges each
-    answer against the rules in spec/rules.yaml. Exit codes: 0 when every MUST rule holds (SHOULD
-    failures are warnings), 1 when a MUST rule fails, 2 for a usage error or an unreachable server.
+    answer against the rules in spec/rules.yaml.
+
+    \b
+    Exit codes:
+      0  PASSED: every selected MUST rule was judged and holds (SHOULD failures only warn)
+      1  FAILED: a MUST rule does not hold
+      2  a usage error, an unreachable server, or a target that is not a Custom CRM API
+      3  INCOMPLETE: no MUST rule failed, but one could not be judged (e.g. --max-writes too low)
 
     \b
     Example:

@@ -185,15 +185,20 @@ class Client:
         raw: bytes | None = None,
         auth: Auth = "key",
         valid: bool = True,
+        budgeted: bool = True,
     ) -> Reply:
         """Send one request and return the (redacted) reply.
+
+        `budgeted=False` keeps a request that cannot write (the read-only POSTs of the opening probe) out
+        of the --max-writes count.
 
         `json` is serialized as the body; `raw` is sent as it is (for malformed JSON). Raises
         `NotApplicable` when the write budget is spent, `ServerUnreachable` when no connection could be
         made, `TransportError` when the request went out but no usable answer came back.
         """
         method = method.upper()
-        if method in WRITE_METHODS and self.max_writes is not None and self.writes >= self.max_writes:
+        counted = budgeted and method in WRITE_METHODS
+        if counted and self.max_writes is not None and self.writes >= self.max_writes:
             raise NotApplicable(
                 f"The write budget of {self.max_writes} POST/PUT/PATCH requests (--max-writes) is spent."
             )
@@ -207,7 +212,7 @@ class Client:
         recorded = self._record_request(prepared)
         started = time.monotonic()
         response = self._send_with_retries(prepared, recorded, method, url)
-        if method in WRITE_METHODS:
+        if counted:
             self.writes += 1
         try:
             content, truncated = self._read_body(response, started, method, url, recorded)

@@ -2,6 +2,8 @@
 
     ConformanceError                 the tool itself could not do its job (never "the server is wrong")
     ├── UsageError                   the user misused or misconfigured the tool        → exit 2
+    │   └── NotACustomCrm            the target answers, but nothing like a Custom CRM API (a static file
+    │                                server, another API, a wrong path prefix)           → exit 2
     └── TransportError               the server could not be reached or talked to     → exit 2 when nothing
         │                            (refused, timeout, TLS, redirect off-host)          could be judged
         └── ServerUnreachable        no connection could be made at all (refused, DNS, TLS, connect
@@ -15,7 +17,7 @@ Every message is one full sentence that says what happened and what to do about 
 
 from __future__ import annotations
 
-__all__ = ["ConformanceError", "ServerUnreachable", "TransportError", "UsageError"]
+__all__ = ["ConformanceError", "NotACustomCrm", "ServerUnreachable", "TransportError", "UsageError"]
 
 
 class ConformanceError(Exception):
@@ -24,6 +26,10 @@ class ConformanceError(Exception):
 
 class UsageError(ConformanceError):
     """The tool was misused: bad flag, unreadable config file, unknown rule id."""
+
+
+class NotACustomCrm(UsageError):
+    """The base URL answers, but not as a Custom CRM API: judging it would only list every rule as broken."""
 
 
 class TransportError(ConformanceError):

@@ -25,10 +25,14 @@ __all__ = [
     "Result",
     "RuleViolation",
     "RunReport",
+    "Verdict",
     "fold",
 ]
 
 Outcome = Literal["passed", "failed", "warning", "skipped"]
+# passed: every selected MUST rule was judged and holds; failed: a MUST rule does not hold; incomplete:
+# none failed, but at least one selected MUST rule could not be judged, so "passed" would claim too much.
+Verdict = Literal["passed", "failed", "incomplete"]
 
 # The order in which outcomes win when several pieces of evidence speak about one rule: a rule that
 # one source judged and another could not is judged ("passed" beats "skipped").
@@ -173,9 +177,21 @@ class RunReport:
     tool_versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def verdict(self) -> Literal["passed", "failed"]:
-        """MUST rules decide the verdict; SHOULD failures are warnings only."""
-        return "failed" if any(r.outcome == "failed" for r in self.results) else "passed"
+    def verdict(self) -> Verdict:
+        """MUST rules decide the verdict; SHOULD failures are warnings only.
+
+        A MUST rule that was not judged (write budget, a failed precondition, the server gone mid-run)
+        makes the verdict "incomplete" unless another MUST rule failed: the run cannot say "passed"
+        about what it did not see.
+        """
+        if any(r.outcome == "failed" for r in self.results):
+            return "failed"
+        return "incomplete" if self.not_judged else "passed"
+
+    @property
+    def not_judged(self) -> tuple[Result, ...]:
+        """The selected MUST rules that were not judged (outcome "skipped"), in catalogue order."""
+        return tuple(r for r in self.results if r.rule.level == "MUST" and r.outcome == "skipped")
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for r in self.results if r.outcome == outcome)

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
 from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, Reply
-from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
+from conformance.errors import ConformanceError, NotACustomCrm, ServerUnreachable, TransportError, UsageError
+from conformance.exit_codes import for_verdict
 from conformance.results import (
     Evidence,
     NotApplicable,
@@ -75,7 +76,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.report.verdict == "failed" else 0
+        return for_verdict(self.report.verdict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +210,16 @@ def run(
         ctx = CheckContext(
             client=client, schemas=SpecSchemas(), run_id=secrets.token_hex(4), tag=settings.tag
         )
-        evidence = judge_scripted(ctx, selected, out)
+        evidence, gone = judge_scripted(ctx, selected, out)
+        if gone is not None:
+            notes.append(gone)
         evidence += side_evidence(ctx, selected, out)
         # Schemathesis reads every answer whole and feeds ids from answers into later URLs; against a
         # server answering megabytes that takes unbounded time and memory, so it is not started.
         oversized = any(reply.truncated for reply in client.log)
-        evidence += _run_engine(settings, selected, evidence, out, notes, enabled=engine, oversized=oversized)
+        evidence += _run_engine(
+            settings, selected, evidence, out, notes, enabled=engine, oversized=oversized, gone=gone
+        )
     finally:
         client.close()
     results = tuple(fold(rule, evidence) for rule in selected)
@@ -235,7 +240,11 @@ def run(
 
 
 def probe(client: Client) -> Reply:
-    """GET /health once, to tell 'cannot be judged at all' (exit 2) from 'judged and wrong' (exit 1)."""
+    """GET /health once, to tell 'cannot be judged at all' (exit 2) from 'judged and wrong' (exit 1).
+
+    When /health does not answer a 2xx, two read-only keyed requests tell a Custom CRM with a broken
+    /health (judged, and failed) from a target that is none at all (exit 2, NotACustomCrm).
+    """
     reply = client.get("/health", operation="checkHealth")
     where = f"GET {client.base_url}/health"
     if 300 <= reply.status < 400:
@@ -255,18 +264,76 @@ def probe(client: Client) -> Reply:
             f"{where} refused the key ({reply.status}); check the key (ENGINY_API_KEY or --api-key) and "
             "the header it goes under (--api-key-header, default X-API-Key)."
         )
+    if not reply.ok:
+        _recognise_custom_crm(client, reply)
     return reply
 
 
-def judge_scripted(ctx: CheckContext, selected: Iterable[Rule], out: Out) -> list[Evidence]:
+# Read-only requests every Custom CRM serves (they write nothing, even on a server that gets them wrong).
+_RECOGNITION_PROBES: Final[tuple[tuple[str, str, str, dict[str, list[str]]], ...]] = (
+    ("POST", "/tasks/batch", "getTasksBatch", {"ids": []}),
+    ("POST", "/contacts/sync", "syncContacts", {"contacts": []}),
+)
+# What any HTTP server answers for a path or method it does not have.
+_NO_SUCH_THING: Final = frozenset({404, 405, 501})
+
+
+def _recognise_custom_crm(client: Client, health: Reply) -> None:
+    """Raise NotACustomCrm when neither /health nor the read-only probes answer like a Custom CRM API.
+
+    A Custom CRM answers at least one of them with a 2xx, or with a JSON answer of its own (a 400, a 401,
+    even a 500). A static file server, another API or a wrong path prefix answers "no such path or
+    method" (404, 405, 501) or an HTML error page to all of them.
+    """
+    replies = [health]
+    for method, path, operation, body in _RECOGNITION_PROBES:
+        replies.append(client.send(method, path, operation=operation, json=body, budgeted=False))
+    if not all(_foreign(reply) for reply in replies):
+        return
+    found = "; ".join(f"{r.sent.method} {r.sent.path} → {_kind_of(r)}" for r in replies)
+    raise NotACustomCrm(
+        f"{client.base_url} does not look like a Custom CRM API ({found}); check --base-url (the root the "
+        "endpoints hang off, path prefix included, e.g. https://crm.example.com/enginy) and that the "
+        "server serving it is your Custom CRM."
+    )
+
+
+def _foreign(reply: Reply) -> bool:
+    # A crash (500) or a refused key is a server of ours doing something; only "no such path or method"
+    # and foreign error pages say nothing of the kind.
+    if reply.ok or reply.status in (401, 403) or (reply.status >= 500 and reply.status != 501):
+        return False
+    return reply.status in _NO_SUCH_THING or not reply.is_json
+
+
+def _kind_of(reply: Reply) -> str:
+    kind = reply.headers.get("Content-Type") or reply.headers.get("content-type") or "no Content-Type"
+    return f"{reply.status} ({kind.split(';', 1)[0].strip()})"
+
+
+def judge_scripted(
+    ctx: CheckContext, selected: Iterable[Rule], out: Out
+) -> tuple[list[Evidence], str | None]:
+    """Judge the scripted rules in catalogue order; also return why the run lost the server, if it did.
+
+    A server that stops accepting connections mid-run leaves the rest unjudged: those rules are
+    'skipped' with that reason (the verdict is then INCOMPLETE unless something already failed).
+    """
     evidence: list[Evidence] = []
+    gone: str | None = None
     for rule in selected:
         if rule.id not in CHECKS:
             continue
-        item = _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
+        if gone is None:
+            try:
+                item = _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
+            except ServerUnreachable as ex:
+                gone = f"The server stopped accepting connections during the run: {ex}"
+        if gone is not None:
+            item = Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=gone)
         evidence.append(item)
         out(_line(rule.id, item.outcome, item.message if item.outcome != "passed" else ""))
-    return evidence
+    return evidence, gone
 
 
 def _scrubbed(item: Evidence, client: Client) -> Evidence:
@@ -400,12 +467,15 @@ def _run_engine(
     *,
     enabled: bool,
     oversized: bool = False,
+    gone: str | None = None,
 ) -> list[Evidence]:
     """Evidence from Schemathesis' generated requests; its rules are 'skipped' when it cannot run."""
     reason = None
     judge: EngineFunction | None = None
     engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
-    if not enabled:
+    if gone is not None:
+        reason = "The Schemathesis pass was not run: the server had stopped accepting connections."
+    elif not enabled:
         reason = "The Schemathesis pass was turned off for this run."
     elif oversized:
         reason = (
@@ -494,11 +564,23 @@ def summary_table(report: RunReport) -> list[str]:
         outcome = f"{MARKS[result.outcome]} {result.outcome}"
         lines.append(f"{result.rule.id:<{width}}  {result.rule.level:<6}  {outcome:<8} {reason_of(result)}")
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("passed", "failed", "warning", "skipped"))
-    verdict = (
-        "FAILED: a MUST rule does not hold" if report.verdict == "failed" else "PASSED: every MUST rule holds"
-    )
-    lines += ["", f"{counts} in {report.duration_s:.1f} s. {verdict}."]
+    lines += ["", f"{counts} in {report.duration_s:.1f} s. {verdict_line(report)}"]
     return lines
+
+
+def verdict_line(report: RunReport) -> str:
+    """The verdict in one sentence, naming what was not judged when the run is INCOMPLETE."""
+    if report.verdict == "failed":
+        return "FAILED: a MUST rule does not hold."
+    if report.verdict == "passed":
+        return "PASSED: every selected MUST rule was judged and holds."
+    missing = report.not_judged
+    listed = ", ".join(result.rule.id for result in missing[:_MAX_LISTED])
+    more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+    return (
+        f"INCOMPLETE: no MUST rule failed, but {len(missing)} could not be judged ({listed}{more}); "
+        "the table says why."
+    )
 
 
 def _public_settings(settings: RunSettings, run_id: str) -> dict[str, object]:

@@ -21,6 +21,7 @@ __all__ = [
     "family",
     "key_header",
     "markup_safe",
+    "not_judged_reason",
     "ordered",
     "scrub_settings",
     "unicode_safe",
@@ -89,6 +90,12 @@ def family(rule_id: str) -> str:
     """The rule's family: tasks, auth, contacts ... (the first word of the id, lower-cased, if unknown)."""
     first = rule_id.split("-", 1)[0]
     return _FAMILIES.get(first, first.lower())
+
+
+def not_judged_reason(result: Result) -> str:
+    """Why a rule was not judged, in one sentence (the first reason its evidence gives)."""
+    messages = [" ".join(item.message.split()) for item in result.evidence if item.message]
+    return messages[0] if messages else "Nothing in this run judged it."
 
 
 def ordered(results: Iterable[Result]) -> list[Result]:

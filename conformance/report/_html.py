@@ -13,7 +13,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from conformance.report._common import ENV_KEY, curl_command, family, key_header, markup_safe, ordered
+from conformance.report._common import (
+    ENV_KEY,
+    curl_command,
+    family,
+    key_header,
+    markup_safe,
+    not_judged_reason,
+    ordered,
+)
 from conformance.results import Evidence, Exchange, Outcome, Result, RunReport
 
 __all__ = ["render_html", "write_html"]
@@ -37,6 +45,7 @@ h4 { margin: .75rem 0 .25rem; font-size: .9rem; text-transform: uppercase; color
 .verdict { display: inline-block; font-weight: 700; font-size: 1.2rem; padding: .2rem .8rem;
            border-radius: 4px; color: #fff; }
 .verdict.failed { background: var(--fail); } .verdict.passed { background: var(--pass); }
+.verdict.incomplete { background: var(--warn); }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; }
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 table { border-collapse: collapse; width: 100%; }
@@ -187,6 +196,18 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
         else "<p>The scripted checks created no records.</p>"
     )
     verdict = report.verdict
+    meaning = {
+        "failed": "A MUST rule does not hold (exit 1).",
+        "passed": "Every selected MUST rule was judged and holds (exit 0).",
+        "incomplete": "No MUST rule failed, but some could not be judged, so the run cannot say PASSED "
+        "(exit 3). Not judged:",
+    }[verdict]
+    missing = "".join(
+        f'<li><a href="#rule-{_e(result.rule.id)}">{_e(result.rule.id)}</a>: {_e(not_judged_reason(result))}'
+        "</li>"
+        for result in report.not_judged
+    )
+    not_judged = f'<ul class="not-judged">{missing}</ul>' if missing else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -198,7 +219,7 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
 <body>
 <header>
 <h1>Enginy Custom CRM API conformance</h1>
-<p><span class="verdict {_e(verdict)}">{_e(verdict.upper())}</span></p>
+<p><span class="verdict {_e(verdict)}">{_e(verdict.upper())}</span> {_e(meaning)}</p>{not_judged}
 <dl class="meta">
 <dt>Target</dt><dd>{_e(report.target)}</dd>
 <dt>Profile</dt><dd>{_e(report.profile)}</dd>

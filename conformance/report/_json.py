@@ -10,14 +10,22 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from conformance.report._common import curl_command, family, key_header, scrub_settings, unicode_safe
+from conformance.exit_codes import for_verdict
+from conformance.report._common import (
+    curl_command,
+    family,
+    key_header,
+    not_judged_reason,
+    scrub_settings,
+    unicode_safe,
+)
 from conformance.results import Evidence, Exchange, RecordedRequest, RecordedResponse, Result, RunReport
 
 __all__ = ["FORMAT", "REPORT_SCHEMA_PATH", "VERSION", "to_document", "write_json"]
 
 FORMAT: Final = "enginy-conformance-report"
 # Bump on any change that can break a reader (a field removed, renamed or retyped); adding is not one.
-VERSION: Final = 1
+VERSION: Final = 2
 REPORT_SCHEMA_PATH: Final = Path(__file__).with_name("report.schema.json")
 
 
@@ -82,6 +90,10 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "verdict": report.verdict,
+        "exit_code": for_verdict(report.verdict),
+        "not_judged": [
+            {"rule": result.rule.id, "reason": not_judged_reason(result)} for result in report.not_judged
+        ],
         "target": report.target,
         "profile": report.profile,
         "started_at": report.started_at,

@@ -8,8 +8,13 @@ Mapping, chosen so that CI fails exactly when the verdict does:
     skipped                 -> <skipped message="why"/>
     passed                  -> an empty testcase
 
+and, only when the verdict is INCOMPLETE (exit 3), one more testcase `verdict` (classname
+`enginy.run`) holding an <error type="INCOMPLETE"> that lists the MUST rules not judged: the job fails
+on exit 3, and a CI widget would otherwise show nothing but green and grey.
+
 The shape follows the common JUnit XML schema (testsuites > testsuite > testcase, counts as
-attributes); `errors` is always 0 because tool errors end the run before any report is written.
+attributes); `errors` is 1 for an INCOMPLETE run and 0 otherwise (tool errors end a run before any
+report is written).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Final
 
-from conformance.report._common import curl_command, family, key_header, markup_safe
+from conformance.report._common import curl_command, family, key_header, markup_safe, not_judged_reason
 from conformance.results import Evidence, Result, RunReport
 
 __all__ = ["SUITE_NAME", "to_element", "write_junit"]
@@ -64,10 +69,11 @@ def _reason(result: Result) -> str:
 
 def to_element(report: RunReport) -> ET.Element:
     header = key_header(report)
+    incomplete = report.verdict == "incomplete"
     counts = {
-        "tests": str(len(report.results)),
+        "tests": str(len(report.results) + (1 if incomplete else 0)),
         "failures": str(report.count("failed")),
-        "errors": "0",
+        "errors": "1" if incomplete else "0",
         "skipped": str(report.count("skipped")),
         "time": f"{report.duration_s:.3f}",
     }
@@ -101,6 +107,19 @@ def to_element(report: RunReport) -> ET.Element:
             )
         elif result.outcome == "skipped":
             ET.SubElement(case, "skipped", {"message": _reason(result)})
+    if incomplete:
+        missing = report.not_judged
+        case = ET.SubElement(suite, "testcase", {"name": "verdict", "classname": "enginy.run", "time": "0"})
+        error = ET.SubElement(
+            case,
+            "error",
+            {
+                "type": "INCOMPLETE",
+                "message": f"INCOMPLETE: {len(missing)} MUST rules could not be judged, so the run cannot "
+                "say PASSED (exit 3).",
+            },
+        )
+        error.text = "\n".join(f"{result.rule.id}: {not_judged_reason(result)}" for result in missing)
     return root
 
 

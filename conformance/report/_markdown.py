@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from conformance.report._common import ordered, unicode_safe
+from conformance.report._common import not_judged_reason, ordered, unicode_safe
 from conformance.results import Result, RunReport
 
 __all__ = ["render_markdown", "write_markdown"]
 
 _ICONS: Final = {"failed": "❌", "warning": "⚠️", "skipped": "⏭️", "passed": "✅"}
+_VERDICT_ICONS: Final = {"failed": "❌", "incomplete": "🟡", "passed": "✅"}
 _MAX_REASON: Final = 160
 
 
@@ -35,7 +36,7 @@ def _reason(result: Result) -> str:
 
 def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str:
     verdict = report.verdict
-    icon = _ICONS["passed"] if verdict == "passed" else _ICONS["failed"]
+    icon = _VERDICT_ICONS[verdict]
     counts = " · ".join(
         f"{report.count(outcome)} {outcome}" for outcome in ("failed", "warning", "skipped", "passed")
     )
@@ -59,8 +60,19 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
         lines += ["No rule failed or warned.", ""]
     if verdict == "failed":
         lines.append("MUST rules failed, so the suite exits 1. SHOULD rules only warn.")
+    elif verdict == "incomplete":
+        missing = report.not_judged
+        lines += [
+            f"No MUST rule failed, but {len(missing)} could not be judged, so the run is INCOMPLETE and the "
+            "suite exits 3:",
+            "",
+            *(f"- `{result.rule.id}`: {_cell(not_judged_reason(result))}" for result in missing),
+        ]
     else:
-        lines.append("No MUST rule failed. Warnings, if any, are SHOULD rules and do not fail the run.")
+        lines.append(
+            "Every selected MUST rule was judged and holds. Warnings, if any, are SHOULD rules and do not "
+            "fail the run."
+        )
     lines += [
         "",
         f"Requests, responses and a curl command for every finding are in `{html_name}`: it is in the job's "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ def test_run_against_a_conformant_server_exits_0_and_writes_reports(fake_crm, tm
     )
     assert result.exit_code == 0, result.output
     assert "✓ HEALTH-OK" in result.output and "✓ TASK-CREATE-RETURNS-ID" in result.output
-    assert "PASSED: every MUST rule holds" in result.output
+    assert "PASSED: every selected MUST rule was judged and holds" in result.output
     assert "key from ENGINY_API_KEY" in result.output
     assert (tmp_path / "r" / "report.json").is_file()
     assert str(tmp_path / "r") in result.output
@@ -228,6 +229,65 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(hosti
     assert other.received == []
     assert all(CANARY.encode() not in raw for raw in other.received)
     assert CANARY not in result.output
+
+
+# --- a target that is not a Custom CRM API: exit 2 in seconds -------------------------------------------
+
+
+def test_python_http_server_is_not_a_custom_crm_exit_2_within_seconds(tmp_path):
+    from tests.conformance.conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        started = time.monotonic()
+        result = invoke("run", "--base-url", f"http://127.0.0.1:{port}", "--report-dir", str(tmp_path / "r"))
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(5)
+    line = one_clean_line(result)
+    assert "does not look like a Custom CRM API" in line and "--base-url" in line
+    assert "GET /health → 404 (text/html)" in line and "POST /tasks/batch → 501 (text/html)" in line
+    assert elapsed < 10
+    assert not (tmp_path / "r").exists()  # nothing was judged, so nothing is reported
+
+
+def test_a_json_api_at_the_wrong_path_prefix_is_not_a_custom_crm(fake_crm):
+    # A framework answering its own JSON 404 for every path (e.g. FastAPI mounted under /api).
+    crm = fake_crm(override=lambda request, app: (404, {"detail": "Not Found"}))
+    line = one_clean_line(invoke("run", "--base-url", crm.url))
+    assert "does not look like a Custom CRM API" in line
+    assert "POST /contacts/sync → 404 (application/json)" in line
+
+
+def test_a_crm_whose_health_is_missing_is_still_judged(fake_crm, tmp_path):
+    def no_health(request, app):
+        return (404, b"<html>Not Found</html>") if request.path == "/health" else None
+
+    crm = fake_crm(override=no_health)
+    result = invoke(
+        "run",
+        "--base-url",
+        crm.url,
+        "--only",
+        "HEALTH-OK,TASK-CREATE-RETURNS-ID",
+        "--report-dir",
+        str(tmp_path),
+    )
+    assert result.exit_code == 1, result.output
+    assert "✗ HEALTH-OK" in result.output and "✓ TASK-CREATE-RETURNS-ID" in result.output
 
 
 # --- the key never appears -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from conformance.checks import CHECKS
-from conformance.errors import ServerUnreachable, TransportError, UsageError
+from conformance.errors import TransportError, UsageError
 from conformance.runner import describe_plan, plan_run, run, summary_table
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue
@@ -100,25 +100,32 @@ def test_a_request_without_answer_fails_its_rule_and_the_run_goes_on(fake_crm, j
     assert results["HEALTH-OK"].outcome == "passed"
 
 
-def test_a_server_that_goes_away_mid_run_ends_it(tmp_path):
+def test_a_server_that_goes_away_mid_run_leaves_the_rest_not_judged_and_the_run_incomplete(tmp_path):
     class OneAnswer(socketserver.BaseRequestHandler):
         def handle(self):
             self.request.recv(65536)
+            # Stop listening before answering, so that the next request finds nothing to connect to.
+            server.shutdown()
+            server.socket.close()
             self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-
-            def close():
-                server.shutdown()
-                server.server_close()
-
-            threading.Thread(target=close, daemon=True).start()
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswer)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     settings = RunSettings(
         base_url=f"http://127.0.0.1:{server.server_address[1]}", api_key=KEY, report_dir=tmp_path
     )
-    with pytest.raises(ServerUnreachable, match="connection refused"):
-        run(settings, out=lambda _: None, engine=False, write=False)
+    lines: list[str] = []
+    outcome = run(settings, out=lines.append, engine=True, write=True)
+    gone = [
+        r
+        for r in outcome.report.results
+        if "stopped accepting connections" in " ".join(e.message for e in r.evidence)
+    ]
+    assert gone and all(r.outcome == "skipped" for r in gone)
+    assert outcome.report.verdict == "incomplete" and outcome.exit_code == 3
+    assert any("connection refused" in note for note in outcome.notes)
+    assert (tmp_path / "report.json").is_file()
+    assert "INCOMPLETE" in summary_table(outcome.report)[-1]
 
 
 def test_gateway_and_redirect_answers_to_the_probe_are_transport_errors(hostile, answer):
