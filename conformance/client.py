@@ -11,7 +11,9 @@ Everything the suite sends by hand goes through `Client.send`, so the safety rul
   address;
 * only a failure to *connect* is retried (at most twice): then nothing reached the server, so even a POST
   is safe to resend. Anything that may have been received is never resent;
-* `max_writes` caps the POST/PUT/PATCH requests of a run: beyond it, `send` raises `NotApplicable`.
+* `max_writes` caps the POST/PUT/PATCH requests of a run: beyond it, `send` raises `NotApplicable`;
+* `gather` sends several requests at the same moment (one connection each), for the rules that only
+  concurrency can break (ids that collide when creates arrive together).
 
 A non-JSON answer is not an error here: `Reply.json` is then the `NOT_JSON` sentinel, and the check
 decides what that means for its rule.
@@ -19,9 +21,12 @@ decides what that means for its rule.
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -41,6 +46,7 @@ __all__ = [
     "KeyUnder",
     "NotJSON",
     "Reply",
+    "Request",
     "Sent",
     "path_for",
 ]
@@ -139,6 +145,16 @@ class Reply:
         return f"{self.status} with {kind}body {body.strip()}"
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request for `Client.gather`: the arguments `Client.send` takes."""
+
+    method: str
+    path: str
+    operation: str | None = None
+    json: Any = None
+
+
 def path_for(template: str, *values: str) -> str:
     """Fill `{}` placeholders of a path with URL-quoted values (an id may hold any character)."""
     return template.format(*(quote(value, safe="") for value in values))
@@ -169,9 +185,68 @@ class Client:
         # Authorization header for the host, which would falsify the "no key" checks.
         self.session.trust_env = False
         self._secrets = _secret_forms(self.api_key)
+        self._lock = threading.Lock()
+        # gather() gives each of its threads a session of its own: a Session is not thread-safe.
+        self._local = threading.local()
+        self._extra_sessions: list[requests.Session] = []
 
     def close(self) -> None:
         self.session.close()
+        for session in self._extra_sessions:
+            session.close()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        return session if session is not None else self.session
+
+    def gather(self, requests_: Sequence[Request]) -> list[Reply | None]:
+        """Send every request at the same moment, each on its own connection; replies in request order.
+
+        The threads wait at a barrier and are released together, so the server sees the requests
+        overlap. A request that got no usable answer (a reset or refused connection: a small listen
+        backlog drops some of a burst) is None in the result and stays in `failures`: what concurrency is
+        probed for here is the answers, not the server's capacity. A spent write budget (NotApplicable),
+        or not one connection made (ServerUnreachable), is raised once all have finished.
+        """
+        if not requests_:
+            return []
+        barrier = threading.Barrier(len(requests_))
+        unreachable: list[ServerUnreachable] = []
+
+        def one(request: Request) -> Reply | None:
+            if getattr(self._local, "session", None) is None:
+                session = requests.Session()
+                session.trust_env = False
+                self._local.session = session
+                with self._lock:
+                    self._extra_sessions.append(session)
+            # A thread that could not start in time breaks the barrier: the others send anyway.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=self.timeout)
+            try:
+                return self.send(request.method, request.path, operation=request.operation, json=request.json)
+            except ServerUnreachable as ex:
+                unreachable.append(ex)
+                return None
+            except TransportError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=len(requests_), thread_name_prefix="enginy-gather") as pool:
+            futures = [pool.submit(one, request) for request in requests_]
+            outcomes: list[Reply | None] = []
+            first: BaseException | None = None
+            for future in futures:
+                error = future.exception()
+                if error is not None:
+                    first = first or error
+                    outcomes.append(None)
+                else:
+                    outcomes.append(future.result())
+        if first is not None:
+            raise first
+        if len(unreachable) == len(requests_):
+            raise unreachable[0]  # not one connection: the server is gone, not merely busy
+        return outcomes
 
     # --- the ways of sending ------------------------------------------------------------------------
 
@@ -198,22 +273,25 @@ class Client:
         """
         method = method.upper()
         counted = budgeted and method in WRITE_METHODS
-        if counted and self.max_writes is not None and self.writes >= self.max_writes:
-            raise NotApplicable(
-                f"The write budget of {self.max_writes} POST/PUT/PATCH requests (--max-writes) is spent."
-            )
+        if counted:
+            # Reserved before sending, under the lock, so that concurrent sends cannot overrun the budget.
+            with self._lock:
+                if self.max_writes is not None and self.writes >= self.max_writes:
+                    raise NotApplicable(
+                        f"The write budget of {self.max_writes} POST/PUT/PATCH requests (--max-writes) is "
+                        "spent."
+                    )
+                self.writes += 1
         body: bytes | None = raw
         if raw is None and json is not None:
             body = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
         headers = self._headers(auth)
         url = self.base_url + path
-        prepared = self.session.prepare_request(requests.Request(method, url, headers=headers, data=body))
+        prepared = self._session().prepare_request(requests.Request(method, url, headers=headers, data=body))
         sent = Sent(method=method, path=path, operation=operation, json=json)
         recorded = self._record_request(prepared)
         started = time.monotonic()
         response = self._send_with_retries(prepared, recorded, method, url)
-        if counted:
-            self.writes += 1
         try:
             content, truncated = self._read_body(response, started, method, url, recorded)
         finally:
@@ -325,7 +403,7 @@ class Client:
         where = _origin(url)
         for attempt in range(MAX_CONNECT_RETRIES + 1):
             try:
-                return self.session.send(
+                return self._session().send(
                     prepared, stream=True, timeout=(self.timeout, self.timeout), allow_redirects=False
                 )
             except requests.exceptions.SSLError as ex:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import sys
 import tempfile
@@ -40,16 +41,19 @@ from schemathesis.engine.errors import ServerUnavailable, UnhealthyAPIError, Unr
 from schemathesis.engine.run import TESTING_PHASES
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
+from conformance.checks._spec import SpecSchemas
+from conformance.checks._support import content_type_problem, error_body_problem
+from conformance.client import NOT_JSON, Reply, Sent
 from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
 from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
 from conformance.failure_map import (
     ENGINE_RULES,
     EXCLUDED_CHECKS,
     OPTIONAL_OPERATION_STATUSES,
+    OWN_JUDGED,
     PASSABLE_RULES,
     ROWS,
     Observation,
-    Row,
     checks_for,
     route,
 )
@@ -162,6 +166,7 @@ def judge_generated(
         rules={rule.id: rule for rule in rules},
         redactor=Redactor(secret=settings.api_key, header=settings.api_key_header),
         progress=progress,
+        schemas=SpecSchemas(),
     )
     started = time.monotonic()
     with _hypothesis_home_outside_cwd():
@@ -343,7 +348,11 @@ class _Collector:
     rules: Mapping[str, Rule]
     redactor: Redactor
     progress: Callable[[str], None]
+    schemas: SpecSchemas = field(default_factory=SpecSchemas)
     found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
+    # (field, JSON of the value) a lenient server accepted from a task write that broke the schema: a
+    # later read answering it back is judged once, on that write (INPUT-INVALID-REJECTED).
+    stored_invalid: set[tuple[str, str]] = field(default_factory=set)
     # Size of the failing request behind each finding: the smallest repro seen is the one kept.
     sizes: dict[tuple[str, str, str], int] = field(default_factory=dict)
     passes: dict[str, _PassTally] = field(default_factory=dict)
@@ -401,6 +410,11 @@ class _Collector:
         if tally is not None:
             tally.cases += len(recorder.interactions)
             tally.operations.update(node.value.operation.label for node in recorder.cases.values())
+        for case_id, interaction in recorder.interactions.items():
+            node = recorder.cases.get(case_id)
+            if node is not None and interaction.response is not None:
+                self._remember_stored(node.value, interaction)
+                self._own_judges(recorder, case_id, node.value, interaction, phase, tally)
         for case_id, nodes in recorder.checks.items():
             node = recorder.cases.get(case_id)
             if node is None:
@@ -415,6 +429,71 @@ class _Collector:
                         tally.failures += 1
                 elif check.status == Status.SUCCESS:
                     self._pass(recorder, case_id, check.name, case, phase)
+
+    def _remember_stored(self, case: Any, interaction: Any) -> None:
+        if not _is_negative(case) or _OPERATION_IDS.get(case.operation.label) not in _TASK_WRITES:
+            return
+        if not 200 <= interaction.response.status_code < 300:
+            return
+        body = _json_of(interaction.request.body)
+        if isinstance(body, dict):
+            self.stored_invalid.update((str(name), _key(value)) for name, value in body.items())
+
+    def _excused(self, path: tuple[str | int, ...], value: Any) -> bool:
+        names = [part for part in path if isinstance(part, str)]
+        return bool(names) and (names[-1], _key(value)) in self.stored_invalid
+
+    def _own_judges(
+        self,
+        recorder: ScenarioRecorder,
+        case_id: str,
+        case: Any,
+        interaction: Any,
+        phase: str,
+        tally: _PhaseTally | None,
+    ) -> None:
+        """The suite's own single-exchange judges of ERROR-BODY-JSON and RESPONSE-CONTENT-TYPE-JSON."""
+        operation = _OPERATION_IDS.get(case.operation.label)
+        if operation is None:
+            return
+        status = interaction.response.status_code
+        for rule_id in OWN_JUDGED:
+            if rule_id not in self.rules:
+                continue
+            if rule_id == "ERROR-BODY-JSON":
+                if not 400 <= status < 500 or not self.schemas.documents_json_error(operation, status):
+                    continue
+                judge = error_body_problem
+            else:
+                if not 200 <= status < 300 or _is_negative(case):
+                    continue
+                judge = content_type_problem
+            reply = _reply_of(interaction, case, operation)
+            problem = judge(reply)
+            if problem is None:
+                pass_tally = self.passes.setdefault(rule_id, _PassTally())
+                pass_tally.answers.add(case_id)
+                pass_tally.operations.add(case.operation.label)
+                pass_tally.phases[phase] = None
+                pass_tally.checks["the suite's own judge"] = None
+                continue
+            key = (rule_id, case.operation.label, problem.split(":", 1)[0])
+            size = _request_size(recorder, case_id)
+            if key in self.found and size >= self.sizes[key]:
+                continue
+            if key not in self.found and tally is not None:
+                tally.failures += 1
+            self.sizes[key] = size
+            rule = self.rules[rule_id]
+            self.found[key] = Evidence(
+                rule_id=rule_id,
+                outcome="failed" if rule.level == "MUST" else "warning",
+                source=f"schemathesis:{phase}",
+                message=_clip(self.redactor.text(f"{case.operation.label} answered {status}: {problem}.")),
+                expected=_expected(rule_id),
+                actual=_clip(self.redactor.text(f"HTTP {status}: {problem}")),
+                exchanges=self._chain(recorder, case_id),
+            )
 
     def _status(self, recorder: ScenarioRecorder, case_id: str) -> int | None:
         response = recorder.find_response(case_id=case_id)
@@ -452,6 +531,11 @@ class _Collector:
             # INPUT-INVALID-REJECTED (SHOULD). The docs define answers to what Enginy sends, so a lenient
             # server echoing `externalId: 0` back is not also failed here as a MUST.
             return False
+        if row.rule == "RESPONSE-SCHEMA" and not self._schema_confirmed(recorder, case_id, node.value):
+            # A MUST only where the suite's own judge of the same answer fails it too: JSON labelled
+            # otherwise (RESPONSE-CONTENT-TYPE-JSON's question), an answer the docs do not describe, or a
+            # value stored from an invalid request and read back, are not RESPONSE-SCHEMA failures.
+            return False
         key = (row.rule, operation, failure.title)
         size = _request_size(recorder, case_id)
         new = key not in self.found
@@ -476,6 +560,21 @@ class _Collector:
             exchanges=self._chain(recorder, case_id),
         )
         return new
+
+    def _schema_confirmed(self, recorder: ScenarioRecorder, case_id: str, case: Any) -> bool:
+        interaction = recorder.interactions.get(case_id)
+        operation = _OPERATION_IDS.get(case.operation.label)
+        if interaction is None or interaction.response is None or operation is None:
+            return True
+        body = _json_of(interaction.response.content)
+        problems = self.schemas.response_errors(
+            operation,
+            interaction.response.status_code,
+            None if body is NOT_JSON else body,
+            is_json=body is not NOT_JSON,
+            excused=self._excused,
+        )
+        return bool(problems)
 
     def _chain(self, recorder: ScenarioRecorder, case_id: str) -> tuple[Exchange, ...]:
         # The failing request last, after the ones that led to it (stateful links, the ignored_auth probe's
@@ -516,7 +615,7 @@ class _Collector:
                 outcome="failed" if rule.level == "MUST" else "warning",
                 source=f"schemathesis:{phase}",
                 message=_clip(self.redactor.text(f"The server did not answer on {where}: {text}")),
-                expected=_row_for("SERVER-NO-5XX").expected,
+                expected=_expected("SERVER-NO-5XX"),
                 actual=_clip(self.redactor.text(f"no answer: {info.message}")),
                 exchanges=exchanges,
             )
@@ -543,7 +642,7 @@ class _Collector:
                     outcome="failed" if self.rules["SERVER-NO-5XX"].level == "MUST" else "warning",
                     source="schemathesis:run",
                     message="The server stopped responding during generated testing.",
-                    expected=_row_for("SERVER-NO-5XX").expected,
+                    expected=_expected("SERVER-NO-5XX"),
                     actual="no answers after a point in the run",
                 )
             )
@@ -567,7 +666,7 @@ class _Collector:
                         f"Schemathesis checked {len(tally.answers)} answers from {len(tally.operations)} "
                         f"operations with {', '.join(tally.checks)} and found none breaking this rule."
                     ),
-                    expected=_row_for(rule_id).expected,
+                    expected=_expected(rule_id),
                     actual=f"no violation in {len(tally.answers)} answers",
                 )
             )
@@ -576,6 +675,54 @@ class _Collector:
             f"{_count(len(self.found), 'finding')}"
         )
         return evidence
+
+
+# "POST /tasks" -> "createTask": Schemathesis names operations by method and path.
+_OPERATION_IDS: Mapping[str, str] = {f"{op.method} {op.path}": op_id for op_id, op in operations().items()}
+_TASK_WRITES = frozenset({"createTask", "updateTask"})
+_OWN_EXPECTED: Mapping[str, str] = {
+    "ERROR-BODY-JSON": 'a JSON object with a message, e.g. {"error": "...", "message": "..."}',
+    "RESPONSE-CONTENT-TYPE-JSON": "Content-Type: application/json on a JSON answer",
+}
+
+
+def _json_of(payload: bytes | str | None) -> Any:
+    """The payload parsed as JSON, or NOT_JSON (empty, not UTF-8, not JSON)."""
+    if payload is None:
+        return NOT_JSON
+    try:
+        text = payload if isinstance(payload, str) else payload.decode("utf-8")
+        return json.loads(text) if text.strip() else NOT_JSON
+    except ValueError:
+        return NOT_JSON
+
+
+def _key(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _reply_of(interaction: Any, case: Any, operation: str) -> Reply:
+    """One of Schemathesis' exchanges as the suite's own judges read it (a `Reply`)."""
+    response = interaction.response
+    headers = {
+        name: value if isinstance(value, str) else ", ".join(value)
+        for name, value in response.headers.items()
+    }
+    text = response.content.decode("utf-8", "replace") if response.content else ""
+    request = interaction.request
+    return Reply(
+        status=response.status_code,
+        headers=headers,
+        text=text,
+        json=_json_of(response.content),
+        truncated=False,
+        sent=Sent(method=request.method, path=case.operation.path, operation=operation),
+        exchange=exchange_from_interaction(interaction, Redactor(secret="", header="")),
+        valid=not _is_negative(case),
+    )
 
 
 def _is_server_side(error: Exception) -> bool:
@@ -594,8 +741,11 @@ def _request_size(recorder: ScenarioRecorder, case_id: str) -> int:
     return len(request.uri) + (len(request.body) if request.body else 0)
 
 
-def _row_for(rule_id: str) -> Row:
-    return next(row for row in ROWS if row.rule == rule_id)
+def _expected(rule_id: str) -> str:
+    """What a conformant server does, for the evidence about a rule the engine judges."""
+    if rule_id in _OWN_EXPECTED:
+        return _OWN_EXPECTED[rule_id]
+    return next(row for row in ROWS if row.rule == rule_id).expected
 
 
 def _count(number: int, noun: str) -> str:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
+from conformance.checks._support import content_type_problem
 from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, Reply
 from conformance.errors import ConformanceError, NotACustomCrm, ServerUnreachable, TransportError, UsageError
 from conformance.exit_codes import for_verdict
@@ -353,7 +354,7 @@ def _scrubbed(item: Evidence, client: Client) -> Evidence:
 def _judge_one(ctx: CheckContext, rule: Rule, registered: RegisteredCheck) -> Evidence:
     logged, failed = len(ctx.client.log), len(ctx.client.failures)
     try:
-        registered.function(ctx)
+        note = registered.function(ctx)
     except RuleViolation as violation:
         if violation.rule_id != rule.id:
             return _internal(rule, registered, f"it raised a violation of {violation.rule_id}")
@@ -377,7 +378,9 @@ def _judge_one(ctx: CheckContext, rule: Rule, registered: RegisteredCheck) -> Ev
     except Exception as ex:  # a bug in a check must not cost the whole run its report
         return _internal(rule, registered, f"{type(ex).__name__}: {ex}")
     exchanges = tuple(reply.exchange for reply in ctx.client.log[logged:])
-    return Evidence(rule_id=rule.id, outcome="passed", source=SCRIPTED, exchanges=exchanges)
+    return Evidence(
+        rule_id=rule.id, outcome="passed", source=SCRIPTED, message=note or "", exchanges=exchanges
+    )
 
 
 def _internal(rule: Rule, registered: RegisteredCheck, what: str) -> Evidence:
@@ -391,14 +394,32 @@ def _internal(rule: Rule, registered: RegisteredCheck, what: str) -> Evidence:
 
 
 def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evidence]:
-    """What every scripted answer says about SERVER-NO-5XX and RESPONSE-SCHEMA, when they are selected."""
+    """What every scripted answer says about the rules judged from every answer, when they are selected:
+    SERVER-NO-5XX (all of them), RESPONSE-SCHEMA and RESPONSE-CONTENT-TYPE-JSON (success answers to
+    requests Enginy would send)."""
     found: list[Evidence] = []
     log = [reply for reply in ctx.client.log if reply.sent.operation is not None]
-    if "SERVER-NO-5XX" in selected and log:
-        found.append(_no_5xx(log, selected.get("SERVER-NO-5XX")))
     answered = [reply for reply in log if reply.valid and reply.ok]
-    if "RESPONSE-SCHEMA" in selected and answered:
-        found.append(_response_schema(ctx.schemas, answered, selected.get("RESPONSE-SCHEMA")))
+    judged: tuple[tuple[str, list[Reply], Callable[[Reply], str | None], str, str], ...] = (
+        ("SERVER-NO-5XX", log, _server_error, "scripted requests", "no 5xx (501 on /users excepted)"),
+        (
+            "RESPONSE-SCHEMA",
+            answered,
+            lambda reply: _schema_problem(ctx.schemas, reply),
+            "success answers to scripted requests",
+            "a documented status and a body matching the spec's response schema",
+        ),
+        (
+            "RESPONSE-CONTENT-TYPE-JSON",
+            answered,
+            content_type_problem,
+            "success answers to scripted requests",
+            "Content-Type: application/json on a JSON answer",
+        ),
+    )
+    for rule_id, replies, problem, what, expected in judged:
+        if rule_id in selected and replies:
+            found.append(_every_answer(selected.get(rule_id), replies, problem, what, expected))
     for item in found:
         out(
             _line(
@@ -411,48 +432,37 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
     return found
 
 
-def _no_5xx(log: list[Reply], rule: Rule) -> Evidence:
+def _server_error(reply: Reply) -> str | None:
     # 501 is how a server says it does not implement the optional /users.
-    bad = [r for r in log if r.status >= 500 and not (r.sent.operation == "listUsers" and r.status == 501)]
-    if not bad:
-        return Evidence(
-            rule_id=rule.id, outcome="passed", source=SIDE, message=f"{len(log)} scripted answers, no 5xx."
-        )
-    listed = "; ".join(f"{r.sent.method} {r.sent.path} → {r.status}" for r in bad[:_MAX_LISTED])
-    return Evidence(
-        rule_id=rule.id,
-        outcome="failed" if rule.level == "MUST" else "warning",
-        source=SIDE,
-        message=f"{len(bad)} of {len(log)} scripted requests were answered with a 5xx.",
-        expected="no 5xx (501 on /users excepted)",
-        actual=listed + (f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""),
-        exchanges=tuple(r.exchange for r in bad[:_MAX_LISTED]),
-    )
+    if reply.status >= 500 and not (reply.sent.operation == "listUsers" and reply.status == 501):
+        return f"{reply.status}"
+    return None
 
 
-def _response_schema(schemas: SpecSchemas, answered: list[Reply], rule: Rule) -> Evidence:
-    bad: list[tuple[Reply, str]] = []
-    for reply in answered:
-        assert reply.sent.operation is not None
-        problems = schemas.response_errors(
-            reply.sent.operation, reply.status, reply.json, is_json=reply.is_json
-        )
-        if problems:
-            bad.append((reply, "; ".join(problems)))
+def _schema_problem(schemas: SpecSchemas, reply: Reply) -> str | None:
+    assert reply.sent.operation is not None
+    problems = schemas.response_errors(reply.sent.operation, reply.status, reply.json, is_json=reply.is_json)
+    return "; ".join(problems) if problems else None
+
+
+def _every_answer(
+    rule: Rule, replies: list[Reply], problem: Callable[[Reply], str | None], what: str, expected: str
+) -> Evidence:
+    bad = [(reply, why) for reply in replies if (why := problem(reply)) is not None]
     if not bad:
         return Evidence(
             rule_id=rule.id,
             outcome="passed",
             source=SIDE,
-            message=f"{len(answered)} success answers to scripted requests matched the spec.",
+            message=f"{len(replies)} {what}, none breaking it.",
         )
     listed = "; ".join(f"{r.sent.method} {r.sent.path} → {r.status}: {why}" for r, why in bad[:_MAX_LISTED])
     return Evidence(
         rule_id=rule.id,
         outcome="failed" if rule.level == "MUST" else "warning",
         source=SIDE,
-        message=f"{len(bad)} of {len(answered)} success answers to scripted requests break the spec.",
-        expected="a documented status and a body matching the spec's response schema",
+        message=f"{len(bad)} of {len(replies)} {what} break it.",
+        expected=expected,
         actual=listed + (f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""),
         exchanges=tuple(r.exchange for r, _ in bad[:_MAX_LISTED]),
     )

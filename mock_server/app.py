@@ -25,7 +25,13 @@ from mock_server.errors import ApiError, DropConnection, InternalError, describe
 from mock_server.faults import FaultState, parse_faults
 from mock_server.inspector import Inspector
 from mock_server.journal import Journal
-from mock_server.middleware import Authentication, JournalRecorder, TransportFaults, is_tool_path
+from mock_server.middleware import (
+    AnswerLabels,
+    Authentication,
+    JournalRecorder,
+    TransportFaults,
+    is_tool_path,
+)
 from mock_server.resources.activities import Activities
 from mock_server.resources.associations import Associations
 from mock_server.resources.health import Health
@@ -120,8 +126,9 @@ def create_app(
     rt.restore_initial_records()
 
     recorder = JournalRecorder(rt)
-    # Outermost first: the journal sees every answer, transport faults act before authentication.
-    middleware: list[Any] = [recorder, TransportFaults(rt), Authentication(rt)]
+    # Outermost first: the journal sees every answer (labels included), transport faults act before
+    # authentication.
+    middleware: list[Any] = [recorder, TransportFaults(rt), Authentication(rt), AnswerLabels(rt)]
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         media_type=falcon.MEDIA_JSON, middleware=middleware
     )

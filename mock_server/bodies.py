@@ -122,11 +122,20 @@ def json_body(rt: Runtime, req: falcon.Request, operation_id: str) -> Any:
             raise InvalidBody(f"{empty} must not be empty.")
     # Not on the /tasks/batch operations: their literal path is also what a client sends as the invalid
     # taskId "batch" with a single-task body, and filling its missing ids would answer that 200.
-    fill = rt.active("INPUT-MISSING-REQUIRED") and operation_id not in _BATCH_OPERATIONS
+    fill: set[str] = set()
+    if rt.active("INPUT-MISSING-REQUIRED") and operation_id not in _BATCH_OPERATIONS:
+        fill.add("top")
+    if rt.active("INPUT-ITEM-MISSING-REQUIRED"):
+        fill.add("items")
     coerce = rt.active("INPUT-INVALID-REJECTED")
-    body, repairs = rt.validators.check_body(operation_id, body, fill_missing=fill, coerce_invalid=coerce)
+    body, repairs = rt.validators.check_body(
+        operation_id, body, fill_missing=frozenset(fill), coerce_invalid=coerce
+    )
     for repair in repairs:
-        fault = "INPUT-MISSING-REQUIRED" if repair.action == "filled" else "INPUT-INVALID-REJECTED"
+        if repair.action == "coerced":
+            fault = "INPUT-INVALID-REJECTED"
+        else:
+            fault = "INPUT-ITEM-MISSING-REQUIRED" if "[" in repair.field else "INPUT-MISSING-REQUIRED"
         note(req, f"fault {fault}")
         note(req, str(repair))
     return body

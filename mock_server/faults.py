@@ -140,14 +140,18 @@ _ALL_FAULTS: tuple[Fault, ...] = (
         "TASK-CREATE-OPEN",
         "POST /tasks answers completed: true (with a completedAt) although the stored task is open.",
     ),
-    _rule("TASK-GET", "GET /tasks/{taskId} answers the task without its subject."),
+    _rule(
+        "TASK-GET",
+        "GET /tasks/{taskId} answers another task: the one stored just before it (the second one, for the "
+        "first), as an off-by-one lookup would.",
+    ),
     _rule(
         "TASK-GET-COMPLETION-FIELDS",
         "GET /tasks/{taskId} of an open task leaves out completed and completedAt "
         "(completed tasks keep both).",
     ),
     _rule(
-        "TASK-GET-UNKNOWN-404",
+        "TASK-GET-UNKNOWN",
         "GET /tasks/{taskId} of an unknown id answers 200 with a stub open task carrying "
         "that id (nothing stored).",
     ),
@@ -341,11 +345,18 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     ),
     _rule(
         "INPUT-MISSING-REQUIRED",
-        "Required fields are not checked: a missing one is filled with a neutral value ('', 'missing', the "
-        "first enum value, false, [] or {}) and the request succeeds. Not on /tasks/batch, whose path "
-        "Schemathesis also sends as the invalid taskId 'batch'.",
+        "Required top-level fields are not checked (subject, type, the contacts list ...): a missing one is "
+        "filled with a neutral value ('', 'missing', the first enum value, false, [] or {}) and the request "
+        "succeeds. Not on /tasks/batch, whose path Schemathesis also sends as the invalid taskId 'batch'.",
         # A body missing a required field is also "a body of the wrong shape" (INPUT-INVALID-REJECTED),
         # and Schemathesis reports both as one kind of finding (ST201).
+        also_breaks=("INPUT-INVALID-REJECTED",),
+    ),
+    _rule(
+        "INPUT-ITEM-MISSING-REQUIRED",
+        "Required fields of list items are not checked (a contact's externalId, an update's crmId, a "
+        "pair's ids): a missing one is filled with a neutral value, so a contact without externalId is "
+        "created and mapped as if it had one.",
         also_breaks=("INPUT-INVALID-REJECTED",),
     ),
     _rule(
@@ -367,6 +378,10 @@ _ALL_FAULTS: tuple[Fault, ...] = (
         "RESPONSE-SCHEMA",
         "POST /activities answers type lower-cased (e.g. linkedin), outside the spec's "
         "enum; the stored value is right.",
+    ),
+    _rule(
+        "RESPONSE-CONTENT-TYPE-JSON",
+        "Success answers keep their JSON body but are labelled Content-Type: text/plain.",
     ),
     _rule(
         "ERROR-BODY-JSON",

@@ -39,6 +39,7 @@ __all__ = [
     "INSPECTOR_PATH",
     "RAW_HEADER_NAMES",
     "READ_ONLY_ADMIN_PATHS",
+    "AnswerLabels",
     "Authentication",
     "JournalRecorder",
     "TransportFaults",
@@ -198,6 +199,23 @@ class TransportFaults:
             raise TooManyRequests(
                 f"Too many requests; retry after {retry_after} seconds.", headers={"Retry-After": retry_after}
             )
+
+
+class AnswerLabels:
+    """The RESPONSE-CONTENT-TYPE-JSON fault: success answers keep their JSON but say text/plain."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        if is_tool_path(req.path) or not 200 <= resp.status_code < 300:
+            return
+        if self._rt.applies(req, "RESPONSE-CONTENT-TYPE-JSON"):
+            # Serialize as JSON first: no media handler exists for the label put on afterwards.
+            resp.data = resp.render_body()
+            resp.content_type = "text/plain; charset=utf-8"
 
 
 class Authentication:

@@ -7,8 +7,9 @@ Messages name the offending field as a path such as ``contacts[0].externalId``.
 Two faults loosen validation instead of turning it off, so that whatever reaches a resource still
 has the shape the resource relies on (a lenient CRM, not a crashing one):
 
-* INPUT-MISSING-REQUIRED: a missing required field is filled with a neutral value of its schema
-  ("" or "missing", the first enum value, false, [] or {}).
+* INPUT-MISSING-REQUIRED: a missing required top-level field is filled with a neutral value of its
+  schema ("" or "missing", the first enum value, false, [] or {}); INPUT-ITEM-MISSING-REQUIRED does the
+  same for the required fields of list items.
 * INPUT-INVALID-REJECTED: a value of the wrong type, outside an enum or not a date-time is coerced
   (``123`` becomes ``"123"``, ``"x"`` becomes ``["x"]``, an unknown enum value the first known one).
 """
@@ -113,6 +114,10 @@ class Repair:
         return f"{self.action} {self.field}"
 
 
+def _fillable(error: ValidationError, fill: frozenset[str]) -> bool:
+    return ("items" if error.absolute_path else "top") in fill
+
+
 class Validators:
     """Every validator the app needs, built from the loaded spec when the app is created."""
 
@@ -200,9 +205,18 @@ class Validators:
         return None if error is None else _describe(error)
 
     def check_body(
-        self, operation_id: str, body: Any, *, fill_missing: bool = False, coerce_invalid: bool = False
+        self,
+        operation_id: str,
+        body: Any,
+        *,
+        fill_missing: frozenset[str] = frozenset(),
+        coerce_invalid: bool = False,
     ) -> tuple[Any, list[Repair]]:
-        """Return the body (repaired when a lenient fault allows it) or raise InvalidBody naming the field."""
+        """Return the body (repaired when a lenient fault allows it) or raise InvalidBody naming the field.
+
+        `fill_missing` says which missing required fields are filled: "top" (of the body itself) and
+        "items" (of the objects inside it).
+        """
         validator = self._bodies[operation_id]
         repairs: list[Repair] = []
         for _ in range(_MAX_REPAIR_ROUNDS):
@@ -213,7 +227,7 @@ class Validators:
                 error
                 for error in errors
                 if not (
-                    (fill_missing and error.validator == "required")
+                    (error.validator == "required" and _fillable(error, fill_missing))
                     or (coerce_invalid and error.validator != "required" and error.validator in _COERCIONS)
                 )
             ]

@@ -103,13 +103,24 @@ class Source:
 
 @dataclass(frozen=True)
 class Rule:
-    """One checkable statement about the API, tied to the operations it concerns and to its source."""
+    """One checkable statement about the API, tied to the operations it concerns and to its source.
+
+    ``why`` is the reasoning behind the rule's level, where the catalogue gives one. ``fields`` names,
+    per operationId, the request fields the rule is about (INPUT-MISSING-REQUIRED: the fields whose
+    absence the documents make a refusal); use :meth:`fields_of` to read it.
+    """
 
     id: str
     level: Level
     operations: tuple[str, ...]
     source: Source
     statement: str
+    why: str | None = None
+    fields: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def fields_of(self, operation_id: str) -> tuple[str, ...]:
+        """The fields this rule names for one operation (an empty tuple when it names none)."""
+        return next((names for op, names in self.fields if op == operation_id), ())
 
 
 class Catalogue:
@@ -340,13 +351,35 @@ def _parse_rule(raw: object, index: int) -> Rule:
         raise CatalogueError(f"{where} has a 'source' field that is not a mapping of document and quote.")
     document, quote = (_text(source, field, where, label=f"source.{field}") for field in _SOURCE_FIELDS)
     statement = _text(raw, "statement", where)
+    why = _text(raw, "why", where) if "why" in raw else None
     return Rule(
         id=rule_id,
         level=level,
         operations=tuple(ops),
         source=Source(document=document, quote=quote),
         statement=statement,
+        why=why,
+        fields=_fields(raw, where, ops),
     )
+
+
+def _fields(raw: Mapping[str, Any], where: str, ops: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if "fields" not in raw:
+        return ()
+    value = raw["fields"]
+    if not isinstance(value, Mapping) or not all(
+        isinstance(names, list) and names and all(isinstance(name, str) and name for name in names)
+        for names in value.values()
+    ):
+        raise CatalogueError(
+            f"{where} has a 'fields' field that is not a mapping of operationId to field names."
+        )
+    strangers = [op for op in value if op not in ops]
+    if strangers:
+        raise CatalogueError(
+            f"{where} names fields of {', '.join(map(str, strangers))}, which its 'operations' do not list."
+        )
+    return tuple((str(op), tuple(names)) for op, names in value.items())
 
 
 def parse_catalogue(source: str | Mapping[str, Any]) -> Catalogue:

@@ -17,7 +17,7 @@ from conformance.checks._context import MARKER, CheckContext
 from conformance.checks._spec import SpecSchemas
 from conformance.client import path_for
 
-__all__ = ["Probe", "missing_required_variants", "probe", "required_fields"]
+__all__ = ["Probe", "item_key_variants", "probe", "required_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +96,22 @@ def required_fields(schemas: SpecSchemas, operation: str) -> list[tuple[str | No
     return found
 
 
-def missing_required_variants(ctx: CheckContext, request: Probe) -> Iterator[tuple[str, Any]]:
-    """The probe's body with one required field removed, for every field the spec marks required.
+def item_key_variants(ctx: CheckContext, request: Probe) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(what, body, the whole item) for every key field the spec requires of a list's items.
 
-    Top-level fields and the fields of the first item of a list are both tried ("without contacts",
-    "contacts[0] without externalId"), as the request schema in openapi.yaml declares them.
+    The body holds two items: the probe's own, whole, and a second one of its own (other labels, so no
+    server can take it for the first) without that field: "contacts[1] without externalId".
     """
     body = request.body
     if not isinstance(body, dict):
         return
+    other = probe(ctx, request.operation, n=f"{request.path.strip('/')}-second").body
     for container, field in required_fields(ctx.schemas, request.operation):
         if container is None:
-            yield f"without {field}", {key: value for key, value in body.items() if key != field}
             continue
-        items = body.get(container)
-        if isinstance(items, list) and items and isinstance(items[0], dict):
-            first = {key: value for key, value in items[0].items() if key != field}
-            yield f"{container}[0] without {field}", {**body, container: [first, *items[1:]]}
+        items, others = body.get(container), other.get(container)
+        if not (isinstance(items, list) and items and isinstance(others, list) and others):
+            continue
+        whole = items[0]
+        broken = {key: value for key, value in others[0].items() if key != field}
+        yield f"{container}[1] without {field}", {**body, container: [whole, broken]}, whole

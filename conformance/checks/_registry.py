@@ -36,13 +36,22 @@ __all__ = [
     "shared",
 ]
 
-# Rules judged from generated requests only (conformance.engine); scripted checks may add evidence to
-# them, but never register a check for them.
+# Rules judged from every answer rather than by a check of their own: the generated requests
+# (conformance.engine) and every scripted answer (the runner's side evidence) give them evidence, and no
+# check is ever registered for them.
 SCHEMATHESIS_ONLY: Final = frozenset(
-    {"SERVER-NO-5XX", "RESPONSE-SCHEMA", "INPUT-INVALID-REJECTED", "INPUT-VALID-ACCEPTED"}
+    {
+        "SERVER-NO-5XX",
+        "RESPONSE-SCHEMA",
+        "RESPONSE-CONTENT-TYPE-JSON",
+        "INPUT-INVALID-REJECTED",
+        "INPUT-VALID-ACCEPTED",
+    }
 )
 
-CheckFunction = Callable[["CheckContext"], None]
+# A check returns None, or a note saying how the rule held (e.g. "no answer showed a timestamp"), when its
+# rule holds; it raises RuleViolation when it does not and NotApplicable when it cannot be judged.
+CheckFunction = Callable[["CheckContext"], str | None]
 F = TypeVar("F", bound=CheckFunction)
 T = TypeVar("T")
 

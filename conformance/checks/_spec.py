@@ -9,7 +9,7 @@ as a schema violation.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -19,12 +19,27 @@ from referencing.jsonschema import DRAFT202012
 
 from enginy_spec import Operation, load_spec, operations
 
-__all__ = ["UNDOCUMENTED", "SpecSchemas", "is_iso8601_datetime"]
+__all__ = ["DECISION_KEY", "UNDOCUMENTED", "SpecSchemas", "decision_shaped", "is_iso8601_datetime"]
 
 _BASE: Final = "urn:enginy-crm-contract:openapi"
 # A success status the spec does not list for the operation.
 UNDOCUMENTED: Final = "undocumented"
+# Marks a response whose shape the docs do not describe (the contract's own Decision, e.g. PUT /contacts):
+# RESPONSE-SCHEMA does not judge it.
+DECISION_KEY: Final = "x-enginy-shape"
 _MAX_ERRORS = 5
+
+
+def decision_shaped(spec: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The operationIds whose success answers are marked `x-enginy-shape: decision`."""
+    document = spec if spec is not None else load_spec()
+    found = set()
+    for op in operations().values():
+        responses = document["paths"][op.path][op.method.lower()].get("responses", {})
+        for status, response in responses.items():
+            if str(status).startswith("2") and response.get(DECISION_KEY) == "decision":
+                found.add(op.operation_id)
+    return frozenset(found)
 
 
 def _pointer(*parts: str) -> str:
@@ -80,11 +95,23 @@ class SpecSchemas:
         resolved: Mapping[str, Any] = node
         return resolved
 
-    def response_errors(self, operation_id: str, status: int, instance: Any, *, is_json: bool) -> list[str]:
+    def response_errors(
+        self,
+        operation_id: str,
+        status: int,
+        instance: Any,
+        *,
+        is_json: bool,
+        decisions: bool = False,
+        excused: Callable[[tuple[str | int, ...], Any], bool] | None = None,
+    ) -> list[str]:
         """Why an answer breaks the documented response for this status (empty when it matches).
 
         A status the operation does not document gives one reason saying so; a documented response
-        without content accepts any body.
+        without content accepts any body. A response marked `x-enginy-shape: decision` (the docs do not
+        describe it; its schema is this contract's choice) accepts any body too, unless `decisions`.
+        `excused(path, value)` may pardon single errors (a value a lenient server stored from a request
+        that broke the schema, answered back on a later read).
         """
         op = self._operations[operation_id]
         responses: Mapping[str, Any] = self._spec["paths"][op.path][op.method.lower()]["responses"]
@@ -92,6 +119,8 @@ class SpecSchemas:
         if key not in responses:
             return [f"status {status} is not documented for {op.method} {op.path}"]
         response = self.resolve(responses[key])
+        if response.get(DECISION_KEY) == "decision" and not decisions:
+            return []
         content = response.get("content") or {}
         if "application/json" not in content:
             return []
@@ -102,7 +131,9 @@ class SpecSchemas:
         pointer = (
             ref if isinstance(ref, str) else _pointer("paths", op.path, op.method.lower(), "responses", key)
         )
-        return self._errors(self._validator(pointer + "/content/application~1json/schema"), instance)
+        return self._errors(
+            self._validator(pointer + "/content/application~1json/schema"), instance, excused=excused
+        )
 
     def documents_json_error(self, operation_id: str, status: int) -> bool:
         """Whether an error answer with this status should carry the JSON error body.
@@ -125,8 +156,15 @@ class SpecSchemas:
         return self._errors(self._validator(pointer + "/schema"), body)
 
     @staticmethod
-    def _errors(validator: Draft202012Validator, instance: Any) -> list[str]:
+    def _errors(
+        validator: Draft202012Validator,
+        instance: Any,
+        *,
+        excused: Callable[[tuple[str | int, ...], Any], bool] | None = None,
+    ) -> list[str]:
         found = sorted(validator.iter_errors(instance), key=lambda error: list(error.absolute_path))
+        if excused is not None:
+            found = [error for error in found if not excused(tuple(error.absolute_path), error.instance)]
         messages = []
         for error in found[:_MAX_ERRORS]:
             where = "/".join(str(part) for part in error.absolute_path) or "body"

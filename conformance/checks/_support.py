@@ -13,13 +13,59 @@ from conformance.client import Reply
 from conformance.results import Exchange, RuleViolation
 
 __all__ = [
+    "MESSAGE_FIELDS",
+    "content_type_problem",
+    "error_body_problem",
     "ids_of",
     "is_id",
+    "lost_note",
+    "media_type",
     "objects_in",
     "results_of",
+    "same_id",
     "shown",
     "violation",
 ]
+
+
+# Where error bodies carry their message: the docs' {"error", "message"}, and the fields of the common
+# frameworks' defaults (FastAPI and DRF `detail`, RFC 9457 `title`, Spring `error`, JSON:API `errors`).
+MESSAGE_FIELDS = ("error", "message", "detail", "title", "errors", "description")
+
+
+def error_body_problem(reply: Reply) -> str | None:
+    """Why an error answer does not carry a JSON message (ERROR-BODY-JSON), or None when it does.
+
+    "Error bodies should carry a message": any JSON object with a non-empty message field does, whatever
+    the framework named it.
+    """
+    if not reply.is_json:
+        return f"the body is not JSON ({media_type(reply) or 'no Content-Type'})"
+    body = reply.json
+    if not isinstance(body, dict):
+        return f"the body is JSON but not an object: {shown(body, 80)}"
+    if any(body.get(name) not in (None, "", [], {}) for name in MESSAGE_FIELDS):
+        return None
+    return f"no message in the body (none of {', '.join(MESSAGE_FIELDS)}): {shown(body, 120)}"
+
+
+def media_type(reply: Reply) -> str:
+    """The answer's media type, lower-cased, without parameters ("" when it sent no Content-Type)."""
+    value = reply.headers.get("Content-Type") or reply.headers.get("content-type") or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def content_type_problem(reply: Reply) -> str | None:
+    """Why a JSON answer is not labelled as JSON (RESPONSE-CONTENT-TYPE-JSON), or None.
+
+    Only answers whose body is JSON are judged: what they are labelled is the question, not what they hold.
+    """
+    if not reply.is_json:
+        return None
+    media = media_type(reply)
+    if media == "application/json" or media.endswith("+json"):
+        return None
+    return f"a JSON body labelled {media or 'with no Content-Type'}"
 
 
 def shown(value: Any, limit: int = 200) -> str:
@@ -34,6 +80,28 @@ def shown(value: Any, limit: int = 200) -> str:
 def is_id(value: object) -> TypeGuard[str]:
     """The docs' ids: non-empty strings."""
     return isinstance(value, str) and value != ""
+
+
+def same_id(answered: object, expected: str) -> bool:
+    """Whether an answered id names `expected`: equal, or equal once a number is written as a string.
+
+    Whether an id is a string at all is RESPONSE-SCHEMA's question; the rules that follow a record by
+    its id judge only whether it is the same record, so one wrong type is reported once.
+    """
+    if answered == expected:
+        return True
+    return isinstance(answered, int) and not isinstance(answered, bool) and str(answered) == expected
+
+
+def lost_note(lost: int, of: int, what: str) -> str | None:
+    """The note a passed rule carries when some requests of a concurrent burst got no answer."""
+    if not lost:
+        return None
+    return (
+        f"{lost} of the {of} {what} sent at the same moment got no usable answer (a reset connection: the "
+        "server takes fewer connections at once), so the rule was judged on the others; it is about "
+        "distinct ids, not about how many connections a server accepts."
+    )
 
 
 def results_of(reply: Reply) -> list[dict[str, Any]] | None:

@@ -1,7 +1,9 @@
 """Associations: link contacts to companies, as an upsert, with partial success for unknown ids.
 
 The pairs use the crmIds the shared contacts and companies got: contacts 1 and 2 go to company 1 (two
-contacts, one company, as the docs' example), and contact 3 to company 2 next to an unknown contact.
+contacts, one company, as the docs' example); contact 1 to company 1 is sent again, and contact 3 to
+company 3 twice in one request (an upsert creates each link once); contact 3 goes to company 2 next to
+an unknown contact.
 """
 
 from __future__ import annotations
@@ -70,22 +72,28 @@ def known_pairs_are_linked(ctx: CheckContext) -> None:
         )
 
 
-@check("ASSOC-UPSERT", uses=("associations",), sends=(req("POST /associations"),))
+@check("ASSOC-UPSERT", uses=("associations",), sends=(req("POST /associations", 2),))
 def existing_pair_is_upserted(ctx: CheckContext) -> None:
     pairs, first = linked(ctx)
     if not _succeeded(first):
         raise NotApplicable("POST /associations fails even for new pairs (see ASSOC-CREATE).")
-    reply = _send(ctx, pairs[:1])
-    body: Any = reply.json
-    created = body.get("created") if isinstance(body, dict) else None
-    if not _succeeded(reply) or (isinstance(body, dict) and "created" in body and created != 0):
-        raise violation(
-            "ASSOC-UPSERT",
-            "Re-sending a pair that is already linked was not answered as a success that creates nothing.",
-            expected='200 {"success": true} with "created": 0 when created is reported',
-            actual=reply.describe(),
-            replies=[first, reply],
-        )
+    contacts, companies = _ids(usable_records(ctx, CONTACTS)), _ids(usable_records(ctx, COMPANIES))
+    # (pairs sent, how many of them are new links)
+    for sent, new, what in (
+        (pairs[:1], 0, "a pair that is already linked, sent again"),
+        ([_pair(contacts[2], companies[2])] * 2, 1, "a new pair sent twice in one request"),
+    ):
+        reply = _send(ctx, sent)
+        body: Any = reply.json
+        created = body.get("created") if isinstance(body, dict) else None
+        if not _succeeded(reply) or (isinstance(body, dict) and "created" in body and created != new):
+            raise violation(
+                "ASSOC-UPSERT",
+                f"POST /associations with {what} was not answered as a success that links each pair once.",
+                expected=f'200 {{"success": true}} with "created": {new} when created is reported',
+                actual=reply.describe(),
+                replies=[first, reply] if new == 0 else [reply],
+            )
 
 
 @check("ASSOC-PARTIAL-SUCCESS", uses=("partial_associations",))

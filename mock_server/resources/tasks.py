@@ -107,13 +107,17 @@ class TaskItem:
         rt.validators.check_path_param("getTask", "taskId", task_id)
         task = rt.store.get("tasks", task_id)
         if task is None:
-            if rt.applies(req, "TASK-GET-UNKNOWN-404"):
+            if rt.applies(req, "TASK-GET-UNKNOWN"):
                 resp.media = {"id": task_id, "completed": False, "completedAt": None}
                 return
             raise TaskNotFound(f"No task exists with ID: {_shorten(task_id)}")
+        if rt.active("TASK-GET"):
+            # An off-by-one lookup: the task stored just before this one (the first one, for the first).
+            stored = rt.store.list("tasks")
+            index = next((n for n, other in enumerate(stored) if other["id"] == task["id"]), 0)
+            if len(stored) > 1 and rt.applies(req, "TASK-GET"):
+                task = stored[index - 1 if index else 1]
         answer = self._views.view(task)
-        if rt.applies(req, "TASK-GET"):
-            answer.pop("subject", None)
         if not answer["completed"] and rt.applies(req, "TASK-GET-COMPLETION-FIELDS"):
             del answer["completed"], answer["completedAt"]
         resp.media = answer

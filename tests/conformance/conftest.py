@@ -309,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The checks send 16 creates at once; the default backlog of 5 would reset some of them.
+    request_queue_size = 64
 
     def __init__(self, app: FakeCRM) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -116,10 +116,10 @@ def test_a_must_failure_exits_1_and_a_should_failure_exits_0(fake_crm, tmp_path)
 
     crm = fake_crm(transform=bare_tasks)
     failing = invoke(
-        "run", "--base-url", crm.url, "--report-dir", str(tmp_path), "--only", "TASK-GET-UNKNOWN-404"
+        "run", "--base-url", crm.url, "--report-dir", str(tmp_path), "--only", "TASK-GET-UNKNOWN"
     )
     assert failing.exit_code == 1
-    assert "✗ TASK-GET-UNKNOWN-404" in failing.output and "FAILED" in failing.output
+    assert "✗ TASK-GET-UNKNOWN" in failing.output and "FAILED" in failing.output
     warning = invoke(
         "run", "--base-url", crm.url, "--report-dir", str(tmp_path), "--only", "TASK-GET-COMPLETION-FIELDS"
     )

@@ -53,8 +53,8 @@ def test_must_fails_should_warns_skipped_skips(pytester, clean_env, fake_crm):
     def broken(request, answer):
         if request.method == "GET" and request.path.startswith("/tasks/"):
             if answer[0] == 404:
-                return 200, {"id": "stub"}  # TASK-GET-UNKNOWN-404 (MUST) fails
-            return answer[0], {k: v for k, v in answer[1].items() if k != "completedAt"}  # SHOULD warns
+                return 200, {"id": "stub"}  # TASK-GET-UNKNOWN (MUST) fails
+            return answer[0], {k: v for k, v in answer[1].items() if k != "completed"}  # SHOULD warns
         if request.method == "POST" and request.path == "/activities" and answer[0] == 201:
             return 201, {"id": answer[1]["id"]}  # no subject echoed: ACTIVITY-SUBJECT-VERBATIM is skipped
         return answer
@@ -66,17 +66,17 @@ def test_must_fails_should_warns_skipped_skips(pytester, clean_env, fake_crm):
         "-rA",
         f"--junitxml={junit}",
         f"--enginy-base-url={crm.url}",
-        "--enginy-only=TASK-GET-UNKNOWN-404",
+        "--enginy-only=TASK-GET-UNKNOWN",
         "--enginy-only=TASK-GET-COMPLETION-FIELDS,ACTIVITY-SUBJECT-VERBATIM",
     )
     result.assert_outcomes(passed=1, failed=1, skipped=1, warnings=1)
     output = result.stdout.str()
-    assert "TASK-GET-UNKNOWN-404 (MUST)" in output and "Expected: 404" in output
+    assert "TASK-GET-UNKNOWN (MUST)" in output and "Expected: 404" in output
     assert "EnginyShouldWarning: TASK-GET-COMPLETION-FIELDS (SHOULD)" in output
     assert "ACTIVITY-SUBJECT-VERBATIM: No answer echoed the subject" in output
     assert "Traceback" not in output
     xml = junit.read_text()
-    assert 'name="test_rule[TASK-GET-UNKNOWN-404]"' in xml and "<failure" in xml
+    assert 'name="test_rule[TASK-GET-UNKNOWN]"' in xml and "<failure" in xml
 
 
 def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm):

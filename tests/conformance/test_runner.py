@@ -38,7 +38,7 @@ def test_the_dry_run_text(fake_crm):
     settings = RunSettings(base_url="http://user:secret@crm.test/x", api_key="", max_writes=10)
     text = "\n".join(describe_plan(settings, plan_run(settings)))
     assert "nothing will be sent to http://crm.test/x" in text and "secret" not in text
-    assert "Rules to judge: 54" in text and "--max-writes: 10" in text
+    assert "Rules to judge: 56 (32 MUST, 24 SHOULD)" in text and "--max-writes: 10" in text
     assert "Then a Schemathesis pass (profile quick)" in text
 
 

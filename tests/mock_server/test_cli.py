@@ -204,7 +204,7 @@ def test_every_option_can_come_from_the_environment(running):
     env = {
         "ENGINY_API_KEY": CANARY,
         "ENGINY_MOCK_ADMIN_TOKEN": "env-admin-token",
-        "ENGINY_MOCK_FAULT": "TASK-GET-UNKNOWN-404 latency:ms=1",
+        "ENGINY_MOCK_FAULT": "TASK-GET-UNKNOWN latency:ms=1",
         "ENGINY_MOCK_NO_USERS": "1",
         "ENGINY_MOCK_API_KEY_HEADER": "X-Crm-Key",
         "ENGINY_MOCK_LOG_LEVEL": "warning",
@@ -213,7 +213,7 @@ def test_every_option_can_come_from_the_environment(running):
     assert mock.call("GET", "/health", headers={"X-Crm-Key": CANARY})[0] == 200
     assert mock.call("GET", "/users", headers={"X-Crm-Key": CANARY})[0] == 404
     _, faults = mock.call("GET", "/__admin/faults", headers={"X-Admin-Token": "env-admin-token"})
-    assert [f["spec"] for f in faults["faults"]] == ["TASK-GET-UNKNOWN-404", "latency:ms=1,jitter=0"]
+    assert [f["spec"] for f in faults["faults"]] == ["TASK-GET-UNKNOWN", "latency:ms=1,jitter=0"]
     code, _, err = mock.stop()
     assert code == 0 and "-> 200" not in err  # warning level: no access lines
 

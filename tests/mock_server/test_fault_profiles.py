@@ -160,12 +160,13 @@ def _(mock):
 
 @rule("TASK-GET")
 def _(mock):
-    subject = unique("get")
-    mock.client.simulate_post("/tasks", json={"subject": subject})
-    task_id = stored_task_ids(mock)[-1]
-    result = mock.client.simulate_get(f"/tasks/{task_id}")
-    assert result.status_code == 200
-    assert result.json["id"] == task_id and result.json.get("subject") == subject
+    for _ in range(2):  # two tasks, so that an off-by-one lookup has another to answer
+        subject = unique("get")
+        mock.client.simulate_post("/tasks", json={"subject": subject})
+        task_id = stored_task_ids(mock)[-1]
+        result = mock.client.simulate_get(f"/tasks/{task_id}")
+        assert result.status_code == 200
+        assert result.json["id"] == task_id and result.json.get("subject") == subject
 
 
 @rule("TASK-GET-COMPLETION-FIELDS")
@@ -175,7 +176,7 @@ def _(mock):
     assert answer.get("completed") is False and "completedAt" in answer and answer["completedAt"] is None
 
 
-@rule("TASK-GET-UNKNOWN-404")
+@rule("TASK-GET-UNKNOWN")
 def _(mock):
     assert mock.client.simulate_get(f"/tasks/{unique('never')}").status_code == 404
 
@@ -507,15 +508,23 @@ BODY_OPERATIONS = [
     ("POST", "/tasks/batch"),
     ("PATCH", "/tasks/batch"),
 ]
+# Bodies without a field the request itself needs (INPUT-MISSING-REQUIRED) ...
 MISSING_REQUIRED = {
-    "/contacts": {"contacts": [{"email": "a@b.c"}]},
-    "/contacts/sync": {"contacts": [{}]},
-    "/companies": {"companies": [{"name": "x"}]},
+    "/contacts": {},
+    "/contacts/sync": {},
+    "/companies": {},
     "/companies/sync": {},
-    "/associations": {"associations": [{"contactCRMId": "a"}]},
+    "/associations": {},
     "/activities": {"subject": "no type"},
     "/tasks": {"description": "no subject"},
     "/tasks/batch": {"completed": True},
+}
+# ... and bodies whose list item lacks its key (INPUT-ITEM-MISSING-REQUIRED).
+ITEM_MISSING_REQUIRED = {
+    "/contacts": {"contacts": [{"email": "a@b.c"}]},
+    "/contacts/sync": {"contacts": [{}]},
+    "/companies": {"companies": [{"name": "x"}]},
+    "/associations": {"associations": [{"contactCRMId": "a"}]},
 }
 WRONG_TYPES = {
     "/contacts": {"contacts": {"externalId": "x"}},
@@ -544,6 +553,15 @@ def _(mock):
     for method, path in BODY_OPERATIONS:
         body = MISSING_REQUIRED.get(path)
         if body is not None:
+            result = mock.client.simulate_request(method, path, json=body)
+            assert 400 <= result.status_code < 500, (method, path, result.status_code)
+
+
+@rule("INPUT-ITEM-MISSING-REQUIRED")
+def _(mock):
+    for method, path in BODY_OPERATIONS:
+        body = ITEM_MISSING_REQUIRED.get(path)
+        if body is not None and method == "POST":
             result = mock.client.simulate_request(method, path, json=body)
             assert 400 <= result.status_code < 500, (method, path, result.status_code)
 
@@ -598,6 +616,15 @@ def _(mock):
     contacts = mock.client.simulate_post("/contacts", json={"contacts": [{"externalId": unique("s")}]})
     assert_response_schema("/contacts", "post", contacts)
     assert_response_schema("/users", "get", mock.client.simulate_get("/users"))
+
+
+@rule("RESPONSE-CONTENT-TYPE-JSON")
+def _(mock):
+    for result in (
+        mock.client.simulate_get("/health"),
+        mock.client.simulate_post("/tasks", json={"subject": "x"}),
+    ):
+        assert result.headers["content-type"].startswith("application/json"), result.headers
 
 
 @rule("ERROR-BODY-JSON")
@@ -740,12 +767,17 @@ def test_task_create_open(faulty, fault_id):
 
 @scenario("TASK-GET")
 def test_task_get(faulty, fault_id):
-    task = faulty.create_task(subject="kept")
-    answer = faulty.client.simulate_get(f"/tasks/{task['id']}").json
-    assert "subject" not in answer and answer["id"] == task["id"]
-    assert (
-        faulty.client.simulate_post("/tasks/batch", json={"ids": [task["id"]]}).json[0]["subject"] == "kept"
-    )
+    first = faulty.create_task(subject="first")
+    second = faulty.create_task(subject="second")
+    # An off-by-one lookup: each read answers the other task (the first reads the second).
+    assert faulty.client.simulate_get(f"/tasks/{second['id']}").json["id"] == first["id"]
+    assert faulty.client.simulate_get(f"/tasks/{first['id']}").json["subject"] == "second"
+    assert {
+        task["subject"]
+        for task in faulty.client.simulate_post(
+            "/tasks/batch", json={"ids": [first["id"], second["id"]]}
+        ).json
+    } == {"first", "second"}
 
 
 @scenario("TASK-GET-COMPLETION-FIELDS")
@@ -757,7 +789,7 @@ def test_task_get_completion_fields(faulty, fault_id):
     assert faulty.client.simulate_get(f"/tasks/{task['id']}").json["completed"] is True
 
 
-@scenario("TASK-GET-UNKNOWN-404")
+@scenario("TASK-GET-UNKNOWN")
 def test_task_get_unknown(faulty, fault_id):
     result = faulty.client.simulate_get("/tasks/task-xyz")
     assert result.status_code == 200
@@ -1098,13 +1130,33 @@ def test_missing_required(faulty, fault_id):
     assert task.status_code == 201 and task.json["subject"] == ""
     activity = faulty.client.simulate_post("/activities", json={})
     assert activity.status_code == 201 and activity.json["type"] == "EMAIL"
-    contacts = faulty.client.simulate_post("/contacts", json={"contacts": [{"email": "x"}]})
-    assert contacts.json == {"results": [{"externalId": "missing", "crmId": "contact-3"}]}
+    assert faulty.client.simulate_post("/contacts", json={}).json == {"results": []}
+    # Only the request's own fields: an item's key is INPUT-ITEM-MISSING-REQUIRED's.
+    assert faulty.client.simulate_post("/contacts", json={"contacts": [{"email": "x"}]}).status_code == 400
     # Not on /tasks/batch: that literal path is also Schemathesis's invalid taskId "batch".
     assert faulty.client.simulate_patch("/tasks/batch", json={"completed": True}).status_code == 400
     assert "filled subject" in faulty.journal()[-1]["why"]
     # Types are still checked.
     assert faulty.client.simulate_post("/tasks", json={"subject": 5}).status_code == 400
+
+
+@scenario("INPUT-ITEM-MISSING-REQUIRED")
+def test_item_missing_required(faulty, fault_id):
+    contacts = faulty.client.simulate_post("/contacts", json={"contacts": [{"email": "x"}]})
+    (result,) = contacts.json["results"]
+    assert result["externalId"] == "missing" and result["crmId"].startswith("contact-")
+    assert "filled contacts[0].externalId" in faulty.journal()[-1]["why"]
+    # The request's own fields are still required.
+    assert faulty.client.simulate_post("/tasks", json={}).status_code == 400
+
+
+@scenario("RESPONSE-CONTENT-TYPE-JSON")
+def test_response_content_type(faulty, fault_id):
+    result = faulty.client.simulate_post("/tasks", json={"subject": "labelled"})
+    assert result.status_code == 201 and result.headers["content-type"] == "text/plain; charset=utf-8"
+    assert result.json["subject"] == "labelled"  # still the JSON it always was
+    missing = faulty.client.simulate_get("/tasks/never-created")
+    assert missing.headers["content-type"].startswith("application/json")  # errors keep their label
 
 
 @scenario("INPUT-INVALID-REJECTED")

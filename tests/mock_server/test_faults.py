@@ -38,7 +38,7 @@ def test_ids_match_case_insensitively_and_unknown_ids_suggest_close_matches():
         FaultSpecError, match=r"Unknown fault 'TASK-BATCH-ROTE'\. Did you mean TASK-BATCH-ROUTE"
     ):
         FAULTS.get("TASK-BATCH-ROTE")
-    with pytest.raises(FaultSpecError, match="lists all 58"):
+    with pytest.raises(FaultSpecError, match="lists all 60"):
         FAULTS.get("zzz")
 
 
@@ -142,11 +142,11 @@ def test_latency_delays_api_requests_only(make_mock):
 
 def test_faults_can_be_replaced_at_run_time(mock):
     assert mock.client.simulate_get("/tasks/nope").status_code == 404
-    mock.set_faults("TASK-GET-UNKNOWN-404", "latency:ms=0", seed=5)
+    mock.set_faults("TASK-GET-UNKNOWN", "latency:ms=0", seed=5)
     assert mock.client.simulate_get("/tasks/nope").status_code == 200
     assert mock.admin("GET", "faults").json == {
         "faults": [
-            {"id": "TASK-GET-UNKNOWN-404", "kind": "rule", "params": {}, "spec": "TASK-GET-UNKNOWN-404"},
+            {"id": "TASK-GET-UNKNOWN", "kind": "rule", "params": {}, "spec": "TASK-GET-UNKNOWN"},
             {
                 "id": "latency",
                 "kind": "transport",

@@ -130,12 +130,20 @@ def test_huge_invalid_bodies_do_not_build_every_error(validators):
 
 
 def test_fill_missing_uses_neutral_values_from_the_schema(validators):
-    body, repairs = validators.check_body("createActivity", {}, fill_missing=True)
+    top, items = frozenset({"top"}), frozenset({"items"})
+    body, repairs = validators.check_body("createActivity", {}, fill_missing=top)
     assert body == {"type": "EMAIL"} and [str(r) for r in repairs] == ["filled type"]
-    body, _ = validators.check_body("completeTasksBatch", {}, fill_missing=True)
+    body, _ = validators.check_body("completeTasksBatch", {}, fill_missing=top)
     assert body == {"ids": [], "completed": False}
-    body, _ = validators.check_body("createContacts", {"contacts": [{}]}, fill_missing=True)
+    body, _ = validators.check_body("createContacts", {"contacts": [{}]}, fill_missing=items)
     assert body == {"contacts": [{"externalId": "missing"}]}
+
+
+def test_fill_missing_fills_only_the_level_it_is_asked_to(validators):
+    with pytest.raises(InvalidBody, match="externalId"):
+        validators.check_body("createContacts", {"contacts": [{}]}, fill_missing=frozenset({"top"}))
+    with pytest.raises(InvalidBody, match="subject"):
+        validators.check_body("createTask", {}, fill_missing=frozenset({"items"}))
 
 
 def test_coerce_invalid_fixes_types_enums_and_formats(validators):

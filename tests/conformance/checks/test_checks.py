@@ -145,7 +145,8 @@ def test_key_accepted_from_another_header_fails_other_header(fake_crm, judge):
         return None
 
     outcome = judge(fake_crm(override=bearer_too).url, "AUTH-OTHER-HEADER", "AUTH-MISSING-KEY")
-    assert bad(outcome) == {"AUTH-OTHER-HEADER": MUST_FAIL}
+    # A SHOULD since issue 8: the right key elsewhere is neither missing nor wrong.
+    assert bad(outcome) == {"AUTH-OTHER-HEADER": "warning"}
 
 
 def test_case_sensitive_header_name_fails_case_rule(fake_crm, judge):

@@ -67,7 +67,7 @@ def test_failures_first_then_warnings_skipped_passed(page: str) -> None:
 def test_failure_shows_the_doc_sentence_expected_actual_and_exchanges(page: str) -> None:
     article = page[page.index('id="rule-SERVER-NO-5XX"') : page.index('id="rule-AUTH-MISSING-KEY"')]
     assert "MUST" in article
-    assert "“500 server error”" in article and "Reference §1.5, Generic error convention" in article
+    assert "500 server error”" in article and "Reference §1.5, Generic error convention" in article
     assert "No request Enginy may send" in article
     assert "<th>Expected</th><td>a 2xx or 4xx answer</td>" in article
     assert "<th>Actual</th><td>HTTP 500: &lt;script&gt;</td>" in article

@@ -61,7 +61,7 @@ def test_one_entry_per_rule_in_run_order(document: dict[str, Any], report: RunRe
     assert entry["statement"].startswith("No request Enginy may send")
     assert entry["source"] == {
         "document": "Reference §1.5, Generic error convention",
-        "quote": "500 server error",
+        "quote": "400 malformed body / parameters ... 500 server error",
     }
     first = entry["evidence"][0]
     assert first["expected"] == "a 2xx or 4xx answer"
