@@ -130,12 +130,29 @@ class Reply:
     def is_json(self) -> bool:
         return self.json is not NOT_JSON
 
+    def header(self, name: str) -> str | None:
+        """A response header by name, whatever case the server wrote it in (Java writes Content-type)."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
+    @property
+    def media_type(self) -> str:
+        """The media type, lower-cased, without parameters ("" when the answer has no Content-Type)."""
+        return (self.header("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+    @property
+    def redirected(self) -> bool:
+        """A 3xx: the request was answered with a pointer elsewhere, which the suite never follows."""
+        return 300 <= self.status < 400
+
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
     def describe(self) -> str:
-        """One phrase for a report: status and an excerpt of the body."""
+        """One phrase for a report: status and an excerpt of the body (and where a redirect points)."""
+        if self.redirected:
+            return f"{self.status}, a redirect to {self.header('Location') or '(no Location header)'}"
         if not self.text:
             return f"{self.status} with an empty body"
         if self.truncated:
@@ -188,12 +205,9 @@ class Client:
         self._lock = threading.Lock()
         # gather() gives each of its threads a session of its own: a Session is not thread-safe.
         self._local = threading.local()
-        self._extra_sessions: list[requests.Session] = []
 
     def close(self) -> None:
         self.session.close()
-        for session in self._extra_sessions:
-            session.close()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -214,22 +228,24 @@ class Client:
         unreachable: list[ServerUnreachable] = []
 
         def one(request: Request) -> Reply | None:
-            if getattr(self._local, "session", None) is None:
-                session = requests.Session()
-                session.trust_env = False
-                self._local.session = session
-                with self._lock:
-                    self._extra_sessions.append(session)
-            # A thread that could not start in time breaks the barrier: the others send anyway.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=self.timeout)
+            # A session (and so a connection) of its own, closed when done: a burst must not leave dozens
+            # of idle keep-alive connections behind, which a server with a connection limit counts.
+            session = requests.Session()
+            session.trust_env = False
+            self._local.session = session
             try:
+                # A thread that could not start in time breaks the barrier: the others send anyway.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=self.timeout)
                 return self.send(request.method, request.path, operation=request.operation, json=request.json)
             except ServerUnreachable as ex:
                 unreachable.append(ex)
                 return None
             except TransportError:
                 return None
+            finally:
+                self._local.session = None
+                session.close()
 
         with ThreadPoolExecutor(max_workers=len(requests_), thread_name_prefix="enginy-gather") as pool:
             futures = [pool.submit(one, request) for request in requests_]

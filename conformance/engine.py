@@ -41,7 +41,7 @@ from schemathesis.engine.errors import ServerUnavailable, UnhealthyAPIError, Unr
 from schemathesis.engine.run import TESTING_PHASES
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
-from conformance.checks._spec import SpecSchemas
+from conformance.checks._spec import Problem, SpecSchemas
 from conformance.checks._support import content_type_problem, error_body_problem
 from conformance.client import NOT_JSON, Reply, Sent
 from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
@@ -531,11 +531,15 @@ class _Collector:
             # INPUT-INVALID-REJECTED (SHOULD). The docs define answers to what Enginy sends, so a lenient
             # server echoing `externalId: 0` back is not also failed here as a MUST.
             return False
-        if row.rule == "RESPONSE-SCHEMA" and not self._schema_confirmed(recorder, case_id, node.value):
+        fields: tuple[str, ...] = ()
+        if row.rule == "RESPONSE-SCHEMA":
             # A MUST only where the suite's own judge of the same answer fails it too: JSON labelled
             # otherwise (RESPONSE-CONTENT-TYPE-JSON's question), an answer the docs do not describe, or a
             # value stored from an invalid request and read back, are not RESPONSE-SCHEMA failures.
-            return False
+            confirmed = self._schema_problems(recorder, case_id, node.value)
+            if confirmed is not None and not confirmed:
+                return False
+            fields = tuple(dict.fromkeys(problem.field or "" for problem in confirmed or ()))
         key = (row.rule, operation, failure.title)
         size = _request_size(recorder, case_id)
         new = key not in self.found
@@ -558,23 +562,24 @@ class _Collector:
             expected=row.expected,
             actual=_clip(self.redactor.text(actual)),
             exchanges=self._chain(recorder, case_id),
+            fields=fields,
         )
         return new
 
-    def _schema_confirmed(self, recorder: ScenarioRecorder, case_id: str, case: Any) -> bool:
+    def _schema_problems(self, recorder: ScenarioRecorder, case_id: str, case: Any) -> list[Problem] | None:
+        """The suite's own judgement of the answer Schemathesis failed (None: nothing to re-judge)."""
         interaction = recorder.interactions.get(case_id)
         operation = _OPERATION_IDS.get(case.operation.label)
         if interaction is None or interaction.response is None or operation is None:
-            return True
+            return None
         body = _json_of(interaction.response.content)
-        problems = self.schemas.response_errors(
+        return self.schemas.response_problems(
             operation,
             interaction.response.status_code,
             None if body is NOT_JSON else body,
             is_json=body is not NOT_JSON,
             excused=self._excused,
         )
-        return bool(problems)
 
     def _chain(self, recorder: ScenarioRecorder, case_id: str) -> tuple[Exchange, ...]:
         # The failing request last, after the ones that led to it (stateful links, the ignored_auth probe's

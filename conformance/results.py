@@ -102,7 +102,11 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """One finding about one rule, from one source (a scripted check or a Schemathesis phase)."""
+    """One finding about one rule, from one source (a scripted check or a Schemathesis phase).
+
+    `fields` names the answer fields a finding is about, where it is about fields (RESPONSE-SCHEMA);
+    `root_cause` is the id of another failed rule that explains this finding (conformance.root_causes).
+    """
 
     rule_id: str
     outcome: Outcome
@@ -111,6 +115,8 @@ class Evidence:
     expected: str = ""
     actual: str = ""
     exchanges: tuple[Exchange, ...] = ()
+    fields: tuple[str, ...] = ()
+    root_cause: str | None = None
 
     @classmethod
     def from_violation(cls, violation: RuleViolation, *, level: str, source: str) -> Evidence:

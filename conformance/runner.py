@@ -38,6 +38,7 @@ from conformance.results import (
     RunReport,
     fold,
 )
+from conformance.root_causes import attribute
 from conformance.settings import RunSettings
 from enginy_spec import Catalogue, Rule, UnknownRuleError, load_catalogue
 
@@ -223,7 +224,7 @@ def run(
         )
     finally:
         client.close()
-    results = tuple(fold(rule, evidence) for rule in selected)
+    results = attribute(fold(rule, evidence) for rule in selected)
     report = RunReport(
         target=safe_url(settings.base_url),
         profile=settings.profile,
@@ -249,7 +250,7 @@ def probe(client: Client) -> Reply:
     reply = client.get("/health", operation="checkHealth")
     where = f"GET {client.base_url}/health"
     if 300 <= reply.status < 400:
-        location = reply.headers.get("Location") or reply.headers.get("location") or "(no Location header)"
+        location = reply.header("Location") or "(no Location header)"
         raise TransportError(
             f"{where} answered {reply.status}, a redirect to {location}; the suite never follows redirects "
             "(the key would travel with them), so use the address that answers directly as --base-url."
@@ -308,8 +309,7 @@ def _foreign(reply: Reply) -> bool:
 
 
 def _kind_of(reply: Reply) -> str:
-    kind = reply.headers.get("Content-Type") or reply.headers.get("content-type") or "no Content-Type"
-    return f"{reply.status} ({kind.split(';', 1)[0].strip()})"
+    return f"{reply.status} ({reply.media_type or 'no Content-Type'})"
 
 
 def judge_scripted(
@@ -419,7 +419,10 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
     )
     for rule_id, replies, problem, what, expected in judged:
         if rule_id in selected and replies:
-            found.append(_every_answer(selected.get(rule_id), replies, problem, what, expected))
+            item = _every_answer(selected.get(rule_id), replies, problem, what, expected)
+            if rule_id == "RESPONSE-SCHEMA" and item.outcome != "passed":
+                item = replace(item, fields=_schema_fields(ctx.schemas, replies))
+            found.append(item)
     for item in found:
         out(
             _line(
@@ -443,6 +446,19 @@ def _schema_problem(schemas: SpecSchemas, reply: Reply) -> str | None:
     assert reply.sent.operation is not None
     problems = schemas.response_errors(reply.sent.operation, reply.status, reply.json, is_json=reply.is_json)
     return "; ".join(problems) if problems else None
+
+
+def _schema_fields(schemas: SpecSchemas, replies: list[Reply]) -> tuple[str, ...]:
+    """The answer fields the RESPONSE-SCHEMA problems of these replies are about ("" for a problem at no
+    field: an undocumented status, a body that is not JSON), for conformance.root_causes."""
+    fields: dict[str, None] = {}
+    for reply in replies:
+        assert reply.sent.operation is not None
+        for problem in schemas.response_problems(
+            reply.sent.operation, reply.status, reply.json, is_json=reply.is_json
+        ):
+            fields[problem.field or ""] = None
+    return tuple(fields)
 
 
 def _every_answer(

@@ -15,9 +15,9 @@ from typing import Any
 
 from conformance.checks._context import MARKER, CheckContext
 from conformance.checks._spec import SpecSchemas
-from conformance.client import path_for
+from conformance.client import Reply, path_for
 
-__all__ = ["Probe", "item_key_variants", "probe", "required_fields"]
+__all__ = ["Probe", "item_key_variants", "probe", "redirected_anyway", "required_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +115,21 @@ def item_key_variants(ctx: CheckContext, request: Probe) -> Iterator[tuple[str, 
         whole = items[0]
         broken = {key: value for key, value in others[0].items() if key != field}
         yield f"{container}[1] without {field}", {**body, container: [whole, broken]}, whole
+
+
+def redirected_anyway(ctx: CheckContext, reply: Reply) -> bool:
+    """Whether a 3xx answer is the route's doing, not the request's: the operation's valid probe, sent
+    with the key, is redirected too (a route that lives at another path, e.g. with a trailing slash).
+
+    Then what this request was meant to show (a refused key, a refused body) cannot be seen at this path:
+    the operation's own rules report the redirect, once. The control request is sent once per operation.
+    """
+    operation = reply.sent.operation
+    if not reply.redirected or operation is None:
+        return False
+    memo: dict[str, bool] = ctx.memo.setdefault("redirected_anyway", {})
+    if operation not in memo:
+        control = probe(ctx, operation, n="redirect-control")
+        answer = ctx.client.send(control.method, control.path, operation=operation, json=control.body)
+        memo[operation] = answer.redirected
+    return memo[operation]

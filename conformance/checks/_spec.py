@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from enginy_spec import Operation, load_spec, operations
 
-__all__ = ["DECISION_KEY", "UNDOCUMENTED", "SpecSchemas", "decision_shaped", "is_iso8601_datetime"]
+__all__ = [
+    "DECISION_KEY",
+    "UNDOCUMENTED",
+    "Problem",
+    "SpecSchemas",
+    "is_iso8601_datetime",
+]
 
 _BASE: Final = "urn:enginy-crm-contract:openapi"
 # A success status the spec does not list for the operation.
@@ -28,18 +36,6 @@ UNDOCUMENTED: Final = "undocumented"
 # RESPONSE-SCHEMA does not judge it.
 DECISION_KEY: Final = "x-enginy-shape"
 _MAX_ERRORS = 5
-
-
-def decision_shaped(spec: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """The operationIds whose success answers are marked `x-enginy-shape: decision`."""
-    document = spec if spec is not None else load_spec()
-    found = set()
-    for op in operations().values():
-        responses = document["paths"][op.path][op.method.lower()].get("responses", {})
-        for status, response in responses.items():
-            if str(status).startswith("2") and response.get(DECISION_KEY) == "decision":
-                found.add(op.operation_id)
-    return frozenset(found)
 
 
 def _pointer(*parts: str) -> str:
@@ -105,6 +101,22 @@ class SpecSchemas:
         decisions: bool = False,
         excused: Callable[[tuple[str | int, ...], Any], bool] | None = None,
     ) -> list[str]:
+        """Why an answer breaks the documented response (see `response_problems`), as sentences."""
+        problems = self.response_problems(
+            operation_id, status, instance, is_json=is_json, decisions=decisions, excused=excused
+        )
+        return [problem.text for problem in problems]
+
+    def response_problems(
+        self,
+        operation_id: str,
+        status: int,
+        instance: Any,
+        *,
+        is_json: bool,
+        decisions: bool = False,
+        excused: Callable[[tuple[str | int, ...], Any], bool] | None = None,
+    ) -> list[Problem]:
         """Why an answer breaks the documented response for this status (empty when it matches).
 
         A status the operation does not document gives one reason saying so; a documented response
@@ -117,7 +129,7 @@ class SpecSchemas:
         responses: Mapping[str, Any] = self._spec["paths"][op.path][op.method.lower()]["responses"]
         key = str(status) if str(status) in responses else f"{str(status)[0]}XX"
         if key not in responses:
-            return [f"status {status} is not documented for {op.method} {op.path}"]
+            return [Problem(f"status {status} is not documented for {op.method} {op.path}")]
         response = self.resolve(responses[key])
         if response.get(DECISION_KEY) == "decision" and not decisions:
             return []
@@ -125,13 +137,13 @@ class SpecSchemas:
         if "application/json" not in content:
             return []
         if not is_json:
-            return ["the body is not JSON, but the spec documents a JSON body"]
+            return [Problem("the body is not JSON, but the spec documents a JSON body")]
         # A response given by reference (#/components/responses/...) is validated where it lives.
         ref = responses[key].get("$ref")
         pointer = (
             ref if isinstance(ref, str) else _pointer("paths", op.path, op.method.lower(), "responses", key)
         )
-        return self._errors(
+        return self._problems(
             self._validator(pointer + "/content/application~1json/schema"), instance, excused=excused
         )
 
@@ -155,24 +167,46 @@ class SpecSchemas:
         pointer = _pointer("paths", op.path, op.method.lower(), "requestBody", "content", "application/json")
         return self._errors(self._validator(pointer + "/schema"), body)
 
+    @classmethod
+    def _errors(cls, validator: Draft202012Validator, instance: Any) -> list[str]:
+        return [problem.text for problem in cls._problems(validator, instance)]
+
     @staticmethod
-    def _errors(
+    def _problems(
         validator: Draft202012Validator,
         instance: Any,
         *,
         excused: Callable[[tuple[str | int, ...], Any], bool] | None = None,
-    ) -> list[str]:
+    ) -> list[Problem]:
         found = sorted(validator.iter_errors(instance), key=lambda error: list(error.absolute_path))
         if excused is not None:
             found = [error for error in found if not excused(tuple(error.absolute_path), error.instance)]
-        messages = []
+        problems = []
         for error in found[:_MAX_ERRORS]:
             where = "/".join(str(part) for part in error.absolute_path) or "body"
             message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
-            messages.append(f"{where}: {message}")
+            problems.append(Problem(f"{where}: {message}", _field_of(error)))
         if len(found) > _MAX_ERRORS:
-            messages.append(f"… and {len(found) - _MAX_ERRORS} more")
-        return messages
+            problems.append(Problem(f"… and {len(found) - _MAX_ERRORS} more"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason an answer breaks its schema; `field` names the answer's field at fault, if one is."""
+
+    text: str
+    field: str | None = None
+
+
+def _field_of(error: ValidationError) -> str | None:
+    # A missing field is reported on the object that lacks it ("'id' is a required property").
+    required = error.validator_value
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(required, list):
+        missing = [name for name in required if name not in error.instance]
+        return str(missing[0]) if len(missing) == 1 else None
+    names = [part for part in error.absolute_path if isinstance(part, str)]
+    return names[-1] if names else None
 
 
 # ISO 8601 date and time, extended (2024-01-15T10:00:00Z) or basic (20240115T100000Z) form, with optional

@@ -19,7 +19,6 @@ __all__ = [
     "ids_of",
     "is_id",
     "lost_note",
-    "media_type",
     "objects_in",
     "results_of",
     "same_id",
@@ -36,23 +35,28 @@ MESSAGE_FIELDS = ("error", "message", "detail", "title", "errors", "description"
 def error_body_problem(reply: Reply) -> str | None:
     """Why an error answer does not carry a JSON message (ERROR-BODY-JSON), or None when it does.
 
-    "Error bodies should carry a message": any JSON object with a non-empty message field does, whatever
-    the framework named it.
+    "Error bodies should carry a message": any JSON object with text in it does, whatever the framework
+    named the field (the docs' error and message, FastAPI's detail, Spring's error, DRF's field names).
     """
     if not reply.is_json:
-        return f"the body is not JSON ({media_type(reply) or 'no Content-Type'})"
+        return f"the body is not JSON ({reply.media_type or 'no Content-Type'})"
     body = reply.json
     if not isinstance(body, dict):
         return f"the body is JSON but not an object: {shown(body, 80)}"
-    if any(body.get(name) not in (None, "", [], {}) for name in MESSAGE_FIELDS):
+    if any(body.get(name) not in (None, "", [], {}) for name in MESSAGE_FIELDS) or _has_words(body):
         return None
-    return f"no message in the body (none of {', '.join(MESSAGE_FIELDS)}): {shown(body, 120)}"
+    return f"no message in the body (no text in it at all): {shown(body, 120)}"
 
 
-def media_type(reply: Reply) -> str:
-    """The answer's media type, lower-cased, without parameters ("" when it sent no Content-Type)."""
-    value = reply.headers.get("Content-Type") or reply.headers.get("content-type") or ""
-    return value.split(";", 1)[0].strip().lower()
+def _has_words(value: Any, depth: int = 0) -> bool:
+    """Whether some text sits in the value: a validation map such as DRF's {"subject": ["This field is
+    required."]} carries its messages under the names of the fields."""
+    if isinstance(value, str):
+        return bool(value.strip())
+    if depth >= 8:  # deep enough for nested validation maps, bounded for hostile nesting
+        return False
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_has_words(item, depth + 1) for item in items)
 
 
 def content_type_problem(reply: Reply) -> str | None:
@@ -62,7 +66,7 @@ def content_type_problem(reply: Reply) -> str | None:
     """
     if not reply.is_json:
         return None
-    media = media_type(reply)
+    media = reply.media_type
     if media == "application/json" or media.endswith("+json"):
         return None
     return f"a JSON body labelled {media or 'with no Content-Type'}"

@@ -4,7 +4,7 @@ The type and direction values come from the spec's ActivityType and Direction en
 activities (one per type and direction) carry only the suite's metadata marker, and the rich ones carry
 the HTML, non-ASCII text and sequence metadata (one short, one a long HTML email of about 150 KB, the
 size of a real thread with its quoted replies), so that a server choking on rich content fails
-ACTIVITY-RICH-CONTENT alone and not ACTIVITY-ALL-TYPES as well. Sixteen more are logged at the same
+ACTIVITY-RICH-CONTENT alone and not ACTIVITY-ALL-TYPES as well. Thirty-two more are logged at the same
 moment, for the one property only concurrency can break: distinct ids.
 """
 
@@ -29,7 +29,7 @@ _RICH_BODY: Final = (
 )
 
 
-CONCURRENT_ACTIVITIES: Final = 16
+CONCURRENT_ACTIVITIES: Final = 32
 # A long HTML email: a sales thread with inline styles, a table and quoted replies, as mail clients write
 # them; about 150 KB, past the 100 KB a default body-size limit (Express's json()) lets through.
 _THREAD_BLOCK: Final = (

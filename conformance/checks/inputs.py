@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from conformance.checks._bodies import Probe, item_key_variants, probe, required_fields
+from conformance.checks._bodies import Probe, item_key_variants, probe, redirected_anyway, required_fields
 from conformance.checks._context import CheckContext
 from conformance.checks._registry import Planned, check, req
 from conformance.checks._spec import SpecSchemas
@@ -64,7 +64,7 @@ def malformed_json_is_refused(ctx: CheckContext) -> None:
         reply = ctx.client.raw(
             request.method, request.path, text[:-1].encode("utf-8"), operation=request.operation
         )
-        if not 400 <= reply.status < 500:
+        if not 400 <= reply.status < 500 and not redirected_anyway(ctx, reply):
             wrong.append(("JSON cut short", reply))
     if wrong:
         raise violation(
@@ -97,7 +97,7 @@ def missing_required_field_is_refused(ctx: CheckContext) -> None:
             )
             if request.operation in CREATES:
                 ctx.note_created_from(CREATES[request.operation], reply)
-            if not 400 <= reply.status < 500:
+            if not 400 <= reply.status < 500 and not redirected_anyway(ctx, reply):
                 wrong.append((f"without {name}", reply))
     if wrong:
         raise violation(

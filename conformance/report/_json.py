@@ -65,6 +65,7 @@ def _evidence(item: Evidence, header: str) -> dict[str, Any]:
         "message": item.message,
         "expected": item.expected,
         "actual": item.actual,
+        "root_cause": item.root_cause,
         "exchanges": [_exchange(exchange, header) for exchange in item.exchanges],
     }
 

@@ -51,6 +51,8 @@ from enginy_spec import load_catalogue, load_spec
 
 KEY = "canary-key-5f1c9e"  # also a canary: it must never appear in any evidence
 EXAMPLES_ONLY = Budget(max_examples=1, stateful_steps=2, phases=("examples",))
+# SHOULD warnings Schemathesis' generic positive/negative checks raise on strictness choices.
+GENERIC = {"INPUT-INVALID-REJECTED", "INPUT-VALID-ACCEPTED"}
 SMALL_ALL_PHASES = Budget(max_examples=3, stateful_steps=3)
 
 
@@ -118,10 +120,22 @@ def make_app(
             if got != KEY:
                 raise falcon.HTTPUnauthorized(title="Unauthorized", description="Missing or invalid API key.")
 
+        def process_response(
+            self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+        ) -> None:
+            # Not a fault (the docs state no Content-Type): the JSON is labelled text/plain.
+            if "LABELLED-TEXT" in faults and 200 <= resp.status_code < 300:
+                resp.data = resp.render_body()
+                resp.content_type = "text/plain"
+
     def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
         if "ERROR-BODY-JSON" in faults:
             resp.content_type = "text/plain"
             resp.text = f"{exc.title}"
+            return
+        if "DETAIL-ERRORS" in faults:  # not a fault: FastAPI's and DRF's error shape
+            resp.content_type = "application/json"
+            resp.text = json.dumps({"detail": exc.description or exc.title or "Error"})
             return
         resp.content_type = "application/json"
         resp.text = json.dumps({"error": exc.title or "Error", "message": exc.description or ""})
@@ -155,6 +169,9 @@ def make_app(
 
         def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
             items = body(req, self.update)[self.kind]
+            if "PUT-OTHER-SHAPE" in faults:  # not a fault: the docs do not describe this answer
+                resp.media = {"updated": len(items)}
+                return
             resp.media = {"results": [{"crmId": item["crmId"], "success": True} for item in items]}
 
     class Sync:
@@ -430,6 +447,61 @@ def test_broken_server_fails_the_right_rule(serve: Serve, fault: str, rule: str,
     else:
         assert request.headers["X-API-Key"] == REDACTED
     assert item.exchanges[-1].response is not None
+
+
+@pytest.mark.parametrize(
+    ("choice", "warned"),
+    [
+        # JSON labelled text/plain is still the documented JSON: only the label is a (SHOULD) warning.
+        ("LABELLED-TEXT", {"RESPONSE-CONTENT-TYPE-JSON": {"warning"}}),
+        # {"detail": ...} carries a message: no warning at all.
+        ("DETAIL-ERRORS", {}),
+        # The PUT answers' shape is a Decision of this contract, not of the docs.
+        ("PUT-OTHER-SHAPE", {}),
+    ],
+)
+def test_choices_the_docs_leave_open_are_not_schema_failures(
+    serve: Serve, choice: str, warned: dict[str, set[str]]
+) -> None:
+    url, _ = serve(choice)
+    budget = Budget(max_examples=2, stateful_steps=2, phases=("examples", "coverage"))
+    evidence = judge_generated(settings_for(url), load_catalogue(), budget=budget)
+    found = {rule: outcomes for rule, outcomes in failures(evidence).items() if rule not in GENERIC}
+    assert found == warned
+    passed = {item.rule_id for item in evidence if item.outcome == "passed"}
+    assert "RESPONSE-SCHEMA" in passed and ("ERROR-BODY-JSON" in passed or choice == "LABELLED-TEXT")
+
+
+def test_a_value_stored_from_an_invalid_write_is_not_blamed_on_the_read_that_answers_it() -> None:
+    from types import SimpleNamespace
+
+    collector = _Collector(
+        rules={}, redactor=Redactor(secret="", header="X-API-Key"), progress=lambda _: None
+    )
+    mode = SimpleNamespace(is_negative=True)
+    case = SimpleNamespace(
+        operation=SimpleNamespace(label="POST /tasks"),
+        meta=SimpleNamespace(generation=SimpleNamespace(mode=mode)),
+    )
+    accepted = SimpleNamespace(
+        request=SimpleNamespace(body=b'{"subject": "x", "description": 42}'),
+        response=SimpleNamespace(status_code=201),
+    )
+    collector._remember_stored(case, accepted)
+    read_back = collector.schemas.response_problems(
+        "getTask", 200, {"id": "t", "description": 42}, is_json=True, excused=collector._excused
+    )
+    assert read_back == []
+    other = collector.schemas.response_problems(
+        "getTask", 200, {"id": "t", "description": 43}, is_json=True, excused=collector._excused
+    )
+    assert [problem.field for problem in other] == ["description"]
+    # A write the server refused stored nothing.
+    collector.stored_invalid.clear()
+    collector._remember_stored(
+        case, SimpleNamespace(request=accepted.request, response=SimpleNamespace(status_code=400))
+    )
+    assert collector.stored_invalid == set()
 
 
 def test_one_broken_rule_does_not_hide_another_on_the_same_operation(serve: Serve) -> None:

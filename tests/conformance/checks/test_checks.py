@@ -504,6 +504,165 @@ def test_an_activity_answer_without_subject_is_not_judged_for_verbatim(fake_crm,
     assert results["ACTIVITY-SUBJECT-VERBATIM"].outcome == "skipped"
 
 
+# --- what the answers show: absent is "not shown", never wrong (issue 8) ------------------------------
+
+
+def _without(*names: str):
+    def transform(request, answer):
+        status, body = answer
+        if isinstance(body, dict):
+            return status, {k: v for k, v in body.items() if k not in names}
+        if isinstance(body, list):
+            return status, [
+                {k: v for k, v in i.items() if k not in names} if isinstance(i, dict) else i for i in body
+            ]
+        return answer
+
+    return transform
+
+
+def test_a_server_that_never_shows_completed_is_not_judged_on_persistence_and_the_run_is_incomplete(
+    fake_crm, judge
+):
+    outcome = judge(fake_crm(transform=_without("completed", "completedAt")).url)
+    assert bad(outcome) == {"TASK-GET-COMPLETION-FIELDS": SHOULD_FAIL}
+    results = {r.rule.id: r for r in outcome.report.results}
+    persists = results["TASK-COMPLETION-PERSISTS"]
+    assert persists.outcome == "skipped" and "see TASK-GET-COMPLETION-FIELDS" in persists.evidence[0].message
+    for rule in ("TASK-COMPLETE", "TASK-BATCH-COMPLETE", "TASK-CREATE-OPEN"):
+        assert results[rule].outcome == "passed", rule  # nothing shown, nothing wrong
+    assert outcome.report.verdict == "incomplete" and outcome.exit_code == 3
+
+
+def test_answers_without_timestamps_hold_the_timestamp_rule(fake_crm, judge):
+    outcome = judge(
+        fake_crm(transform=_without("dueDate", "completedAt", "occurredAt")).url,
+        "TIMESTAMPS-ISO8601",
+    )
+    (result,) = outcome.report.results
+    assert result.outcome == "passed" and "No answer showed a timestamp" in result.evidence[0].message
+
+
+def test_a_task_read_while_open_and_served_from_a_cache_after_completion_fails_persistence(fake_crm, judge):
+    cache: dict[str, Any] = {}
+
+    def cached(request, answer):
+        if request.method == "GET" and request.path.startswith("/tasks/") and answer[0] == 200:
+            return 200, cache.setdefault(request.path, dict(answer[1]))
+        return answer
+
+    outcome = judge(fake_crm(transform=cached).url)
+    assert bad(outcome) == {"TASK-COMPLETION-PERSISTS": MUST_FAIL}
+    failure = next(r for r in outcome.report.results if r.rule.id == "TASK-COMPLETION-PERSISTS").failures[0]
+    # The evidence reads in order: the read while open, the completion, the stale read.
+    assert [x.request.method for x in failure.exchanges] == ["GET", "PATCH", "GET"]
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_an_unknown_task_id_may_be_refused_as_malformed(fake_crm, judge, status):
+    def typed_ids(request, answer):
+        if request.method == "GET" and answer[0] == 404:
+            return status, {"detail": [{"loc": ["path", "task_id"], "msg": "value is not a valid uuid"}]}
+        return answer
+
+    outcome = judge(fake_crm(transform=typed_ids).url, "TASK-GET-UNKNOWN", "ERROR-BODY-JSON")
+    assert bad(outcome) == {}
+
+
+def test_put_answers_of_another_shape_pass_the_update_rules(fake_crm, judge):
+    def other_shape(request, answer):
+        if request.method == "PUT" and answer[0] == 200:
+            return 200, {"updated": len(answer[1]["results"])}
+        return answer
+
+    outcome = judge(fake_crm(transform=other_shape).url)
+    assert bad(outcome) == {}
+
+
+def test_an_item_without_its_key_may_be_reported_per_item(fake_crm, judge):
+    def per_item(request, app):
+        if request.method in ("POST", "PUT") and request.path in ("/contacts", "/companies"):
+            items = body_of(request).get(request.path.strip("/"))
+            if (
+                isinstance(items, list)
+                and len(items) == 2
+                and not all("externalId" in i or "crmId" in i for i in items)
+            ):
+                return 200, {"results": [], "errors": [{"index": 1, "error": "externalId is required"}]}
+        return None
+
+    outcome = judge(fake_crm(override=per_item).url, "INPUT-ITEM-MISSING-REQUIRED", "INPUT-MISSING-REQUIRED")
+    assert bad(outcome) == {}
+
+
+def test_an_item_without_its_key_created_as_if_whole_warns_only(fake_crm, judge):
+    def careless(request, app):
+        if route_is(request, "POST", "/contacts"):
+            items = body_of(request).get("contacts")
+            if isinstance(items, list) and any("externalId" not in i for i in items if isinstance(i, dict)):
+                return 200, {
+                    "results": [{"externalId": i.get("externalId"), "crmId": app.next_id("c")} for i in items]
+                }
+        return None
+
+    outcome = judge(fake_crm(override=careless).url, "INPUT-ITEM-MISSING-REQUIRED", "INPUT-MISSING-REQUIRED")
+    assert bad(outcome) == {"INPUT-ITEM-MISSING-REQUIRED": SHOULD_FAIL}
+
+
+def test_json_labelled_otherwise_is_judged_as_json_and_warns_about_the_label(fake_crm, judge):
+    def unlabelled(request, answer):
+        status, body = answer
+        if 200 <= status < 300 and not isinstance(body, bytes):
+            return status, json.dumps(body).encode()  # FakeCRM sends bytes without a Content-Type
+        return answer
+
+    outcome = judge(fake_crm(transform=unlabelled).url)
+    assert bad(outcome) == {"RESPONSE-CONTENT-TYPE-JSON": SHOULD_FAIL}
+
+
+def test_a_pair_repeated_in_one_request_must_be_linked_once(fake_crm, judge):
+    def counts_repeats(request, answer):
+        if route_is(request, "POST", "/associations") and answer[0] == 200:
+            pairs = body_of(request)["associations"]
+            if len(pairs) == 2 and pairs[0] == pairs[1]:
+                return 200, {**answer[1], "created": 2}
+        return answer
+
+    outcome = judge(fake_crm(transform=counts_repeats).url, "ASSOC-CREATE", "ASSOC-UPSERT")
+    assert bad(outcome) == {"ASSOC-UPSERT": MUST_FAIL}
+
+
+def test_ids_shared_by_creates_sent_together_fail_the_id_rules(fake_crm, judge):
+    # A counter read before the write and written after it: creates that overlap get the same id.
+    crm = fake_crm()
+    real_next = crm.app.next_id
+    seen: dict[str, str] = {}
+
+    def racy(prefix):
+        if prefix == "task":
+            # Every third task repeats the id before it, as a racy counter does under load.
+            value = real_next(prefix)
+            number = int(value.rsplit("-", 1)[1])
+            if number % 3 == 0:
+                return seen.get("last", value)
+            seen["last"] = value
+            return value
+        return real_next(prefix)
+
+    crm.app.next_id = racy
+    outcome = judge(crm.url, "TASK-CREATE-RETURNS-ID")
+    failure = outcome.report.results[0].failures[0]
+    assert "were given the same id" in failure.message
+
+
+def test_max_writes_too_low_for_the_must_rules_is_incomplete(fake_crm, judge):
+    outcome = judge(fake_crm().url, max_writes=10)
+    assert bad(outcome) == {}
+    assert outcome.report.verdict == "incomplete" and outcome.exit_code == 3
+    reasons = {r.rule.id: r.evidence[0].message for r in outcome.report.not_judged}
+    assert "--max-writes" in reasons["TASK-CREATE-RETURNS-ID"] and "--max-writes" in reasons["ASSOC-CREATE"]
+
+
 # --- robustness: garbage of every JSON type never crashes a check ----------------------------------------
 
 
