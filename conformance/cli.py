@@ -463,11 +463,18 @@ def _echo_outcome(outcome: RunOutcome) -> None:
         click.echo(line)
     for note in outcome.notes:
         click.echo(f"Note: {note}")
-    if outcome.report.created:
-        tag = outcome.report.settings.get("tag", "enginy-conformance")
+    report = outcome.report
+    if report.created:
+        tag = report.settings.get("tag", "enginy-conformance")
+        tagged = (
+            f"all tagged '{tag}'"
+            if not report.untagged
+            else f"tagged '{tag}' but for {report.untagged} that generated testing made from bodies it "
+            "could not tag"
+        )
         click.echo(
-            f"The run created {len(outcome.report.created)} records on the server, all tagged '{tag}'; "
-            "the report lists them for cleanup."
+            f"The run created {len(report.created)} records on the server, {tagged}; the report lists "
+            "them for cleanup."
         )
     if outcome.report_paths:
         click.echo("Reports:")

@@ -2,9 +2,10 @@
 
 Everything the suite sends by hand goes through `Client.send`, so the safety rules live in one place:
 
-* the key goes under the configured header only, and every recording replaces it with `[REDACTED]`
-  (in headers, in the URL and in bodies the server echoes back: a server that reflects request headers
-  into its answers must not make the key appear in a report);
+* the key goes under the configured header only, and every recording takes it out (conformance.redaction:
+  in headers, in the URL and in bodies the server echoes back, so that a server reflecting request headers
+  into its answers cannot make the key appear in a report, while a short key never garbles the words
+  that merely contain it);
 * connect and read waits are bounded by `timeout`, and so is the time spent reading one body;
 * at most `MAX_BODY_BYTES` of an answer are read; the rest is never downloaded (the connection is closed);
 * redirects are never followed: a 3xx is an answer like any other, so the key never travels to another
@@ -35,6 +36,7 @@ import requests
 import urllib3.exceptions
 
 from conformance.errors import ServerUnreachable, TransportError
+from conformance.redaction import REDACTED, Redactor
 from conformance.results import Exchange, NotApplicable, RecordedRequest, RecordedResponse
 
 __all__ = [
@@ -51,7 +53,6 @@ __all__ = [
     "path_for",
 ]
 
-REDACTED: Final = "[REDACTED]"
 # Enough for any answer this API documents (100 mappings, 100 tasks) with a wide margin; more than this is
 # not read, so a hostile or broken server cannot make the suite download or hold megabytes.
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -62,8 +63,6 @@ MAX_CONNECT_RETRIES: Final = 2
 _CHUNK = 64 * 1024
 # A wrong key that is plainly not the real one and cannot be mistaken for a secret in a report.
 WRONG_KEY: Final = "enginy-conformance-wrong-key"
-# Headers whose values are secret whatever they hold.
-_ALWAYS_SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 class NotJSON:
@@ -201,7 +200,7 @@ class Client:
         # No proxies, .netrc credentials or CA bundles from the environment: .netrc could add an
         # Authorization header for the host, which would falsify the "no key" checks.
         self.session.trust_env = False
-        self._secrets = _secret_forms(self.api_key)
+        self._redactor = Redactor(secret=self.api_key, header=self.api_key_header)
         self._lock = threading.Lock()
         # gather() gives each of its threads a session of its own: a Session is not thread-safe.
         self._local = threading.local()
@@ -314,7 +313,7 @@ class Client:
             response.close()
         elapsed_ms = (time.monotonic() - started) * 1000
         decoded = _decode(content, response)
-        text = self._redact(decoded)
+        text = self._redactor.body(decoded)
         parsed: Any = NOT_JSON
         if decoded.strip() and not truncated:
             # Checks judge the answer as the server gave it: redacting inside the parsed data would
@@ -324,7 +323,7 @@ class Client:
                 parsed = jsonlib.loads(decoded)
             except ValueError:
                 parsed = NOT_JSON
-        headers_out = {name: self._redact_header(name, value) for name, value in response.headers.items()}
+        headers_out = self._redactor.headers(dict(response.headers.items()))
         recorded_text = _excerpt(text)
         if truncated:
             recorded_text += f"… [answer larger than {MAX_BODY_BYTES} bytes: the rest was not read]"
@@ -394,8 +393,8 @@ class Client:
         return self.send(method, path, operation=operation, raw=body, valid=False)
 
     def redact(self, text: str) -> str:
-        """Replace every form of the key in `text` (for messages built outside the client)."""
-        return self._redact(text)
+        """Take the key out of `text` (for messages built outside the client; conformance.redaction)."""
+        return self._redactor.text(text)
 
     # --- internals ------------------------------------------------------------------------------------
 
@@ -499,37 +498,16 @@ class Client:
             text = body.decode("utf-8", "replace")
         elif isinstance(body, str):
             text = body
-        headers = {name: self._redact_header(name, str(value)) for name, value in prepared.headers.items()}
+        headers = self._redactor.headers({name: str(value) for name, value in prepared.headers.items()})
         return RecordedRequest(
             method=prepared.method or "",
-            url=self._redact(_without_userinfo(prepared.url or "")),
+            url=self._redactor.url(_without_userinfo(prepared.url or "")),
             headers=headers,
-            body=_excerpt(self._redact(text)) if text is not None else None,
+            body=_excerpt(self._redactor.body(text)) if text is not None else None,
         )
 
     def _log_failure(self, recorded: RecordedRequest, error: str) -> None:
         self.failures.append(Exchange(request=recorded, response=None, error=error))
-
-    def _redact_header(self, name: str, value: str) -> str:
-        lowered = name.lower()
-        if lowered == self.api_key_header.lower() or lowered in _ALWAYS_SECRET:
-            return REDACTED
-        redacted = self._redact(value)
-        return REDACTED if redacted != value else value
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
-
-
-def _secret_forms(key: str) -> tuple[str, ...]:
-    """The key as it may appear in an echo: raw, JSON-escaped, URL-quoted; longest first."""
-    if not key:
-        return ()
-    forms = {key, jsonlib.dumps(key)[1:-1], jsonlib.dumps(key, ensure_ascii=False)[1:-1], quote(key, safe="")}
-    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _excerpt(text: str) -> str:

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ from schemathesis.config import ConfigError
 from schemathesis.engine import Status, StopReason, events, from_schema
 from schemathesis.engine.errors import ServerUnavailable, UnhealthyAPIError, UnresponsiveOperationError
 from schemathesis.engine.run import TESTING_PHASES
+from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
 from conformance.checks._spec import Problem, SpecSchemas
@@ -58,6 +60,7 @@ from conformance.failure_map import (
     route,
 )
 from conformance.results import Evidence, Exchange
+from conformance.tagging import CREATES, TAGGED, Ledger, Tagger, created_ids
 from enginy_spec import OPENAPI_PATH, Catalogue, Rule, load_spec, operations
 
 if TYPE_CHECKING:
@@ -129,10 +132,15 @@ def judge_generated(
     *,
     progress: Callable[[str], None] = lambda _: None,
     budget: Budget | None = None,
+    run_id: str = "",
+    ledger: Ledger | None = None,
 ) -> list[Evidence]:
     """Run Schemathesis against `settings.base_url` and return evidence about the rules it can judge.
 
     `budget` replaces the profile's budget (`BUDGETS[settings.profile]`); tests and the benchmark use it.
+    Every create request it sends is tagged with `settings.tag` and `run_id` (conformance.tagging), and
+    every record a server reports creating is added to `ledger`, counted as untagged when its body left
+    nothing to tag.
     Returns [] without sending anything when no engine-judged rule is selected or on a dry run. Raises
     `TransportError` when not a single request got an answer, `EngineError` when Schemathesis itself
     failed, `UsageError` when the settings cannot be turned into a Schemathesis configuration.
@@ -162,14 +170,17 @@ def judge_generated(
         f"{', '.join(budget.phases)}, {budget.max_examples} examples per operation, "
         f"checks {', '.join(checks)}"
     )
+    tagger = Tagger(tag=settings.tag, run_id=run_id or secrets.token_hex(4))
     collector = _Collector(
         rules={rule.id: rule for rule in rules},
         redactor=Redactor(secret=settings.api_key, header=settings.api_key_header),
         progress=progress,
         schemas=SpecSchemas(),
+        tagger=tagger,
+        ledger=ledger if ledger is not None else Ledger(),
     )
     started = time.monotonic()
-    with _hypothesis_home_outside_cwd():
+    with _hypothesis_home_outside_cwd(), _tagging(schema, tagger):
         stream = from_schema(schema).execute()
         for event in stream:
             collector.feed(event)
@@ -177,6 +188,23 @@ def judge_generated(
                 collector.stopping = True
                 stream.stop()  # the stream still ends with EngineFinished; keep reading until then
     return collector.finish(base_url=settings.base_url, elapsed=time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _tagging(schema: BaseSchema, tagger: Tagger) -> Iterator[None]:
+    """Tag every create request of this run's schema on its way out (a global `before_call` hook, since
+    Schemathesis offers no other scope for it; removed when the run ends)."""
+
+    def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+        operation = _OPERATION_IDS.get(case.operation.label)
+        if case.operation.schema is schema and operation in TAGGED:
+            tagger.tag_body(operation, case.body)
+
+    GLOBAL_HOOK_DISPATCHER.register_hook_with_name(before_call, "before_call")
+    try:
+        yield
+    finally:
+        GLOBAL_HOOK_DISPATCHER.unregister(before_call)
 
 
 # Write requests the examples and coverage phases send per write operation of this spec, whatever the
@@ -349,6 +377,8 @@ class _Collector:
     redactor: Redactor
     progress: Callable[[str], None]
     schemas: SpecSchemas = field(default_factory=SpecSchemas)
+    tagger: Tagger = field(default_factory=lambda: Tagger(tag="enginy-conformance", run_id="run"))
+    ledger: Ledger = field(default_factory=Ledger)
     found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
     # (field, JSON of the value) a lenient server accepted from a task write that broke the schema: a
     # later read answering it back is judged once, on that write (INPUT-INVALID-REJECTED).
@@ -414,6 +444,7 @@ class _Collector:
             node = recorder.cases.get(case_id)
             if node is not None and interaction.response is not None:
                 self._remember_stored(node.value, interaction)
+                self._note_created(node.value, interaction)
                 self._own_judges(recorder, case_id, node.value, interaction, phase, tally)
         for case_id, nodes in recorder.checks.items():
             node = recorder.cases.get(case_id)
@@ -429,6 +460,17 @@ class _Collector:
                         tally.failures += 1
                 elif check.status == Status.SUCCESS:
                     self._pass(recorder, case_id, check.name, case, phase)
+
+    def _note_created(self, case: Any, interaction: Any) -> None:
+        operation = _OPERATION_IDS.get(case.operation.label)
+        if operation not in CREATES or not 200 <= interaction.response.status_code < 300:
+            return
+        answer = _json_of(interaction.response.content)
+        tagged = self.tagger.is_tagged(operation, _json_of(interaction.request.body))
+        for record_id in created_ids(None if answer is NOT_JSON else answer):
+            self.ledger.note(
+                CREATES[operation], record_id, f"Schemathesis {case.operation.label}", tagged=tagged
+            )
 
     def _remember_stored(self, case: Any, interaction: Any) -> None:
         if not _is_negative(case) or _OPERATION_IDS.get(case.operation.label) not in _TASK_WRITES:

@@ -1,16 +1,17 @@
 """Turn what Schemathesis recorded into our `Exchange`, with the API key taken out.
 
 Schemathesis keeps the request exactly as sent, key included (its `[Filtered]` masking only applies to the
-text it prints), so everything that leaves this module goes through `Redactor` first. Bodies are decoded
+text it prints), so everything that leaves this module goes through `Redactor` (conformance.redaction)
+first. Bodies are decoded
 leniently and cut to a readable size: a report is for people, and fuzzed bodies can be megabytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conformance.redaction import REDACTED, Redactor
 from conformance.results import Exchange, RecordedRequest, RecordedResponse
 
 if TYPE_CHECKING:
@@ -27,31 +28,9 @@ __all__ = [
     "exchange_from_prepared",
 ]
 
-REDACTED = "[REDACTED]"
 MAX_RESPONSE_BODY = 4096
 # Request bodies are what a reader pastes into curl to reproduce; cut only what nobody would paste.
 MAX_REQUEST_BODY = 16384
-
-
-@dataclass(frozen=True, slots=True)
-class Redactor:
-    """Replaces the secret wherever it appears: the key header's value, other headers, URL and bodies."""
-
-    secret: str
-    header: str
-
-    def text(self, value: str) -> str:
-        # An empty secret would "occur" everywhere; there is nothing to hide then.
-        return value.replace(self.secret, REDACTED) if self.secret else value
-
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, value in headers.items():
-            if name.lower() == self.header.lower() and self.secret and value == self.secret:
-                out[name] = REDACTED
-            else:
-                out[name] = self.text(value)
-        return out
 
 
 def _decode(payload: bytes | str | None, limit: int) -> str | None:
@@ -74,9 +53,9 @@ def _request(
     text = _decode(body, MAX_REQUEST_BODY)
     return RecordedRequest(
         method=method.upper(),
-        url=redactor.text(url),
+        url=redactor.url(url),
         headers=redactor.headers(headers),
-        body=redactor.text(text) if text is not None else None,
+        body=redactor.body(text) if text is not None else None,
     )
 
 
@@ -84,7 +63,7 @@ def _response(response: Response, redactor: Redactor) -> RecordedResponse:
     return RecordedResponse(
         status=response.status_code,
         headers=redactor.headers(_flatten(response.headers)),
-        body=redactor.text(_decode(response.content, MAX_RESPONSE_BODY) or ""),
+        body=redactor.body(_decode(response.content, MAX_RESPONSE_BODY) or ""),
         elapsed_ms=round(response.elapsed * 1000, 1),
     )
 

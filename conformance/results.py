@@ -179,6 +179,9 @@ class RunReport:
     duration_s: float
     results: tuple[Result, ...]
     created: tuple[CreatedRecord, ...] = ()
+    # Of `created`, the records generated testing made from bodies it could not tag (see
+    # conformance.tagging): listed for cleanup all the same, and counted so that the report says so.
+    untagged: int = 0
     settings: Mapping[str, object] = field(default_factory=dict)
     tool_versions: Mapping[str, str] = field(default_factory=dict)
 

@@ -40,6 +40,7 @@ from conformance.results import (
 )
 from conformance.root_causes import attribute
 from conformance.settings import RunSettings
+from conformance.tagging import Ledger
 from enginy_spec import Catalogue, Rule, UnknownRuleError, load_catalogue
 
 __all__ = [
@@ -64,7 +65,13 @@ _MAX_LISTED: Final = 5
 
 class EngineFunction(Protocol):
     def __call__(
-        self, settings: RunSettings, catalogue: Catalogue, *, progress: Callable[[str], None]
+        self,
+        settings: RunSettings,
+        catalogue: Catalogue,
+        *,
+        progress: Callable[[str], None],
+        run_id: str,
+        ledger: Ledger,
     ) -> list[Evidence]: ...
 
 
@@ -163,8 +170,21 @@ def describe_plan(settings: RunSettings, plan: RunPlan, *, engine: bool = True) 
         f"Every record created is tagged with '{settings.tag}' and listed in the report for cleanup.",
     ]
     if plan.generated and engine:
+        from conformance.engine import BUDGETS, estimated_writes  # Schemathesis loads only for this line
+
         ids = ", ".join(rule.id for rule in plan.generated)
+        writes = estimated_writes(BUDGETS[settings.profile])
         lines.append(f"Then a Schemathesis pass (profile {settings.profile}) for {ids}.")
+        skipped = settings.max_writes is not None and settings.max_writes < writes
+        lines.append(
+            f"Generated testing sends about {writes} POST/PUT/PATCH requests of its own, its creates tagged "
+            "too"
+            + (
+                f"; that is more than --max-writes {settings.max_writes}, so it would be skipped."
+                if skipped
+                else "."
+            )
+        )
     elif plan.generated:
         lines.append(
             "The Schemathesis pass is off: " + ", ".join(rule.id for rule in plan.generated) + " are skipped."
@@ -207,6 +227,7 @@ def run(
         user_agent=f"enginy-conformance/{_version('enginy-crm-contract')}",
     )
     notes: list[str] = []
+    generated = Ledger()  # what generated testing created
     try:
         probe(client)
         ctx = CheckContext(
@@ -220,7 +241,16 @@ def run(
         # server answering megabytes that takes unbounded time and memory, so it is not started.
         oversized = any(reply.truncated for reply in client.log)
         evidence += _run_engine(
-            settings, selected, evidence, out, notes, enabled=engine, oversized=oversized, gone=gone
+            settings,
+            selected,
+            evidence,
+            out,
+            notes,
+            enabled=engine,
+            oversized=oversized,
+            gone=gone,
+            run_id=ctx.run_id,
+            ledger=generated,
         )
     finally:
         client.close()
@@ -231,7 +261,8 @@ def run(
         started_at=started_at,
         duration_s=round(time.monotonic() - started, 3),
         results=results,
-        created=tuple(ctx.created),
+        created=tuple(ctx.created) + tuple(r for r in generated.created if r not in ctx.created),
+        untagged=generated.untagged,
         settings=_public_settings(settings, ctx.run_id),
         tool_versions=_tool_versions(),
     )
@@ -494,6 +525,8 @@ def _run_engine(
     enabled: bool,
     oversized: bool = False,
     gone: str | None = None,
+    run_id: str = "",
+    ledger: Ledger,
 ) -> list[Evidence]:
     """Evidence from Schemathesis' generated requests; its rules are 'skipped' when it cannot run."""
     reason = None
@@ -521,7 +554,7 @@ def _run_engine(
     if judge is not None:
         out(f"Schemathesis pass (profile {settings.profile}) …")
         try:
-            found = list(judge(settings, selected, progress=out))
+            found = list(judge(settings, selected, progress=out, run_id=run_id, ledger=ledger))
         except UsageError:
             raise
         except TransportError as ex:

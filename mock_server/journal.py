@@ -1,13 +1,19 @@
 """The journal: the last N exchanges with the API, secrets redacted, each with one line saying why.
 
 Admin requests are not journaled (reading the journal would fill it). Secrets (every API key and the
-admin token) are replaced by ``[REDACTED]`` wherever they occur: in the key header, in
-``Authorization``, in any other header and in bodies. ``redact`` is also what the log formatter
-uses, so the logs and the journal follow the same rule.
+admin token) are replaced by ``[REDACTED]`` wherever they stand as a value: in the key header, in
+``Authorization``, in any header whose value (or a word of it) is a secret, in a body as a whole JSON
+string, after a key-like name in text (``X-API-Key: k``, ``token=k``). Inside longer text a secret is
+replaced only when it cannot be part of ordinary words (16 characters or more, or 8 or more that are
+not all letters): a one-letter or dictionary-word test key would otherwise blank out the words that
+merely contain it. ``redact`` is also what the log formatter uses, so the logs and the journal follow
+the same rule (and the conformance suite's reports too, see conformance/redaction.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,15 +27,26 @@ REDACTED = "[REDACTED]"
 _ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
 
 
-# Shorter secrets are still redacted wherever they are the whole value of a credential header, but
-# not inside free text: a one-letter test key would otherwise blank out every such letter in a body.
-MIN_REDACTED_SUBSTRING = 4
+_KEY_NAMES = r"(?:x-api-key|api[-_ ]?key|apikey|key|token|secret|password|authorization|bearer)"
+
+
+def _strong(secret: str) -> bool:
+    """A secret that cannot be part of ordinary words, so that it is replaced inside any text."""
+    return len(secret) >= 16 or (len(secret) >= 8 and not secret.isalpha())
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of every secret (longest first, so one cannot hide part of another)."""
-    for secret in sorted((s for s in secrets if len(s) >= MIN_REDACTED_SUBSTRING), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """Replace every secret where it is a value, and anywhere when it is strong (longest first)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if text == secret:
+            return REDACTED
+        text = text.replace(json.dumps(secret), f'"{REDACTED}"')
+        if _strong(secret):
+            text = text.replace(secret, REDACTED)
+        else:
+            in_context = rf"(?i)(\b{_KEY_NAMES}\b[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
+            pattern = in_context + rf"(?-i:{re.escape(secret)})(?![\w-])"
+            text = re.sub(pattern, lambda match: match.group(1) + REDACTED, text)
     return text
 
 
@@ -40,9 +57,15 @@ def redact_headers(
     names = {name.lower() for name in sensitive} | _ALWAYS_REDACTED
     exact = set(secrets)
     return {
-        name: REDACTED if name.lower() in names or value in exact else redact(value, secrets)
+        name: REDACTED if name.lower() in names or value in exact else _redact_words(value, exact)
         for name, value in headers.items()
     }
+
+
+def _redact_words(value: str, secrets: set[str]) -> str:
+    """A header value with every word that is a secret replaced (``Bearer k``), then `redact` applied."""
+    words = re.split(r"([\s,;=]+)", value)
+    return redact("".join(REDACTED if word in secrets else word for word in words), secrets)
 
 
 def truncate_body(raw: bytes | None, limit: int, secrets: Sequence[str]) -> str | None:

@@ -29,7 +29,7 @@ from mock_server.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from mock_server.journal import JournalEntry, redact, redact_headers, truncate_body
+from mock_server.journal import REDACTED, JournalEntry, redact, redact_headers, truncate_body
 from mock_server.runtime import Runtime, note
 
 __all__ = [
@@ -84,7 +84,16 @@ def inspector_cookie_value(admin_token: str) -> str:
 
 def _redact_uri(uri: str, secrets: Iterable[str]) -> str:
     """A key sent in the query string (a customer's mistake worth seeing) is redacted, encoded or not."""
-    variants = [form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))]
+    variants = [
+        form for secret in secrets if secret for form in (secret, quote(secret, safe=""), quote_plus(secret))
+    ]
+    path, _, query = uri.partition("?")
+    if query:
+        pairs = [pair.partition("=") for pair in query.split("&")]
+        query = "&".join(
+            f"{name}{sep}{REDACTED if value in variants else value}" for name, sep, value in pairs
+        )
+        uri = f"{path}?{query}"
     return redact(uri, variants)
 
 

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.checks._context import MARKER, CheckContext
+from conformance.checks._context import CheckContext
 from conformance.checks._spec import SpecSchemas
 from conformance.client import Reply, path_for
+from conformance.tagging import MARKER
 
 __all__ = ["Probe", "item_key_variants", "probe", "redirected_anyway", "required_fields"]
 

@@ -1,25 +1,21 @@
 """What every check receives: the client, the spec's schemas, and the run's tagging and bookkeeping.
 
-Everything a run creates on the server is tagged so that it can be found and cleaned up on a real CRM:
-subjects and names start with the tag and run id, externalIds are `<tag>-<run>-<kind>-<n>`, emails are
-`<tag>+<run>-<n>@example.invalid` (a domain that can never receive mail), activities carry the metadata
-marker `{"enginyConformance": true}`, and every record the server reports creating is listed in
+Everything a run creates on the server is tagged so that it can be found and cleaned up on a real CRM
+(conformance.tagging decides the marks), and every record the server reports creating is listed in
 `created` for the cleanup list of the report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from conformance.checks._spec import SpecSchemas
 from conformance.client import Client, Reply
 from conformance.results import CreatedRecord
+from conformance.tagging import Tagger, created_ids
 
-__all__ = ["MARKER", "CheckContext"]
-
-# The metadata marker on every activity the suite logs.
-MARKER: Final = {"enginyConformance": True}
+__all__ = ["CheckContext"]
 
 
 @dataclass
@@ -34,16 +30,20 @@ class CheckContext:
     # Shared fixtures, memoized by name (see conformance.checks._registry.shared).
     memo: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def tagger(self) -> Tagger:
+        return Tagger(tag=self.tag, run_id=self.run_id)
+
     def label(self, kind: str, n: int | str = 1) -> str:
         """A tagged identifier: `enginy-conformance-<run>-<kind>-<n>`."""
-        return f"{self.tag}-{self.run_id}-{kind}-{n}"
+        return self.tagger.label(kind, n)
 
     def email(self, n: int | str) -> str:
-        return f"{self.tag}+{self.run_id}-{n}@example.invalid"
+        return self.tagger.email(n)
 
     def subject(self, text: str) -> str:
         """A tagged subject or name: the tag and run id first, so a CRM search finds every record."""
-        return f"{self.tag}-{self.run_id} {text}"
+        return self.tagger.subject(text)
 
     def unknown_id(self, kind: str, n: int = 1) -> str:
         """An id no server can know: tagged, with this run's random id."""
@@ -57,12 +57,7 @@ class CheckContext:
 
     def note_created_from(self, kind: str, reply: Reply) -> None:
         """Record whatever a 2xx answer says was created: `{id}` or `{results: [{crmId}]}`."""
-        if not reply.ok or not isinstance(reply.json, dict):
+        if not reply.ok:
             return
-        via = f"{reply.sent.method} {reply.sent.path}"
-        self.note_created(kind, reply.json.get("id"), via)
-        results = reply.json.get("results")
-        if isinstance(results, list):
-            for item in results:
-                if isinstance(item, dict):
-                    self.note_created(kind, item.get("crmId"), via)
+        for record_id in created_ids(reply.json):
+            self.note_created(kind, record_id, f"{reply.sent.method} {reply.sent.path}")

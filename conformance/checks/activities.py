@@ -14,11 +14,12 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from conformance.checks._context import MARKER, CheckContext
+from conformance.checks._context import CheckContext
 from conformance.checks._registry import check, req, shared
 from conformance.checks._support import is_id, lost_note, shown, violation
 from conformance.client import Reply, Request
 from conformance.results import NotApplicable
+from conformance.tagging import MARKER
 
 __all__ = ["created_activities"]
 

@@ -18,19 +18,13 @@ from conformance.checks.tasks import usable_tasks
 from conformance.checks.users import NOT_IMPLEMENTED
 from conformance.client import KeyUnder, Reply
 from conformance.results import NotApplicable
+from conformance.tagging import CREATES
 from enginy_spec import operations
 
 __all__: list[str] = []
 
 REFUSED: Final = frozenset({401, 403})
 _TASK_OPERATIONS: Final = frozenset({"getTask", "updateTask"})
-# What a wrongly accepted probe creates, for the cleanup list.
-CREATES: Final = {
-    "createContacts": "contact",
-    "createCompanies": "company",
-    "createActivity": "activity",
-    "createTask": "task",
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from conformance.checks._context import CheckContext
 from conformance.checks._registry import Planned, check, req
 from conformance.checks._spec import SpecSchemas
 from conformance.checks._support import error_body_problem, is_id, results_of, shown, violation
-from conformance.checks.auth import CREATES
 from conformance.checks.tasks import usable_tasks
 from conformance.client import Reply, path_for
 from conformance.results import NotApplicable
+from conformance.tagging import CREATES
 from enginy_spec import load_catalogue, load_spec, operations
 
 __all__: list[str] = []

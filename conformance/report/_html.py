@@ -193,8 +193,14 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
     created_html = (
         f"<table><tr><th>Kind</th><th>Id</th><th>Created by</th></tr>{created}</table>"
         if created
-        else "<p>The scripted checks created no records.</p>"
+        else "<p>The run created no records.</p>"
     )
+    if report.untagged:
+        created_html = (
+            f"<p>{report.untagged} of these were created by generated testing from bodies it could not tag "
+            "(they broke the schema on purpose, and the server accepted them): find them by id.</p>"
+            + created_html
+        )
     verdict = report.verdict
     meaning = {
         "failed": "A MUST rule does not hold (exit 1).",

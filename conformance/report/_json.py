@@ -108,6 +108,7 @@ def to_document(report: RunReport) -> dict[str, Any]:
         },
         "results": [_result(result, header) for result in report.results],
         "created": [{"kind": record.kind, "id": record.id, "via": record.via} for record in report.created],
+        "untagged_records": report.untagged,
         "settings": scrub_settings(report.settings),
         "tool_versions": dict(report.tool_versions),
     }

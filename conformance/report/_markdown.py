@@ -79,10 +79,10 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
         "artifacts, so download it and open it in a browser.",
     ]
     if report.created:
+        untagged = f", {report.untagged} of them untagged" if report.untagged else ""
         lines.append(
             f"The run created {len(report.created)} record{'' if len(report.created) == 1 else 's'} on the "
-            "server; "
-            "report.json lists them for cleanup."
+            f"server{untagged}; report.json lists them for cleanup."
         )
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,8 @@ with `--fault`, to show the two are the same.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,15 +82,97 @@ def test_the_conformant_mock_passes_every_rule_and_the_canary_never_leaks(mock, 
     assert outcome.report.created and all(record.id for record in outcome.report.created)
 
 
-def test_a_key_that_occurs_inside_the_data_changes_no_verdict_and_never_leaks(start_mocks, tmp_path):
-    # "k" occurs in ids, subjects and URLs the run sends and reads back: the verdict must rest on the
-    # answers themselves, and the key must still appear nowhere in the output or the reports.
-    short = start_mocks(key="k")
-    outcome, lines = judged(short.url, short.key, tmp_path, engine=False, write=True)
+def test_every_record_a_run_leaves_on_a_fresh_mock_is_tagged_and_listed(mock_starter, tmp_path):
+    # Safe mode, generated testing included: the quick profile against an empty mock, then every record
+    # the mock holds is checked for the run's mark and for its line in report.json's created list.
+    fresh = mock_starter()
+    outcome, _ = judged(fresh.url, fresh.key, tmp_path, engine=True, write=True)
+    prefix = f"enginy-conformance-{outcome.report.settings['run_id']}"
+    status, body = fresh.admin("GET", "/__admin/records")
+    assert status == 200
+    records = json.loads(body)
+    listed = {(record.kind, record.id) for record in outcome.report.created}
+    via = {record.via.split(" ", 1)[0] for record in outcome.report.created}
+    assert "Schemathesis" in via  # generated testing's creates are listed too, not only the scripted ones
+    untagged = []
+    for task in records["tasks"]:
+        if not str(task.get("subject", "")).startswith(prefix):
+            untagged.append(("task", task))
+        assert ("task", task["id"]) in listed
+    for activity in records["activities"]:
+        marked = (activity.get("metadata") or {}).get("enginyConformance") is True
+        if not (marked or str(activity.get("subject") or "").startswith(prefix)):
+            untagged.append(("activity", activity))
+        assert ("activity", activity["id"]) in listed
+    for kind, family in (("contact", "contacts"), ("company", "companies")):
+        for record in records[family]:
+            if not str(record.get("externalId", "")).startswith(prefix):
+                untagged.append((kind, record))
+            assert (kind, record["crmId"] if "crmId" in record else record["id"]) in listed
+    assert untagged == [] and outcome.report.untagged == 0
+    assert len(records["tasks"]) > 40 and len(records["contacts"]) > 100  # generated and scripted alike
+    document = json.loads((tmp_path / "reports" / "report.json").read_text(encoding="utf-8"))
+    assert document["untagged_records"] == 0 and len(document["created"]) == len(outcome.report.created)
+
+
+def _strings(value):
+    """Every string in a JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+@pytest.mark.parametrize(
+    ("key", "engine"),
+    [
+        ("k", False),  # one letter: inside ids, subjects, URLs and words the run sends and reads back
+        ("test", False),  # a dictionary word ("Head of Testing", "test task")
+        ("Kq7-" + "x9Lm2" * 7 + "zZ1", True),  # a long random key, generated testing included
+    ],
+    ids=["one-letter", "word", "long"],
+)
+def test_redaction_keeps_reports_faithful_and_the_key_out(start_mocks, tmp_path, key, engine):
+    server = start_mocks(key=key)
+    outcome, lines = judged(server.url, server.key, tmp_path, engine=engine, write=True)
+    # The verdict rests on the answers themselves, whatever the key looks like.
     assert bad_rules(outcome) == {}
-    texts = [path.read_text(encoding="utf-8") for path in outcome.report_paths.values()]
-    assert '"k"' not in "\n".join(texts)  # never as a whole value (headers, settings)
-    assert all("X-API-Key: k" not in text for text in [*texts, "\n".join(lines)])
+    texts = {name: path.read_text(encoding="utf-8") for name, path in outcome.report_paths.items()}
+    everything = [*texts.values(), "\n".join(lines)]
+    # Never [REDACTED] glued to a word: only whole values were replaced.
+    assert not any(re.search(r"[A-Za-z0-9]\[REDACTED\]|\[REDACTED\][A-Za-z0-9]", text) for text in everything)
+    # The key nowhere as a value: no header, no JSON string, no setting of the report holds it ...
+    document = json.loads(texts["json"])
+    assert key not in set(_strings(document))
+    assert all(f"X-API-Key: {key}" not in text for text in everything)
+    if len(key) >= 16:  # ... and a key that cannot be part of a word appears nowhere at all
+        assert all(key not in text for text in everything)
+    # A curl from the report reproduces its request, the key coming from the environment.
+    exchange = next(
+        x
+        for result in document["results"]
+        for item in result["evidence"]
+        for x in item["exchanges"]
+        if x["request"]["method"] == "POST"
+        and x["request"]["url"].endswith("/tasks/batch")
+        and x["response"]
+        and x["response"]["status"] == 200
+    )
+    assert '-H "X-API-Key: $ENGINY_API_KEY"' in exchange["curl"]
+    done = subprocess.run(
+        ["bash", "-c", exchange["curl"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"ENGINY_API_KEY": key, "PATH": os.environ["PATH"]},
+    )
+    assert done.stdout.startswith("HTTP/1.1 200"), done.stdout[:200]
+    assert json.loads(done.stdout.split("\n\n", 1)[1]) == json.loads(exchange["response"]["body"])
 
 
 @pytest.mark.parametrize("fault", RULE_FAULTS, ids=[fault["id"] for fault in RULE_FAULTS])

@@ -21,11 +21,16 @@ def entry(n: int) -> JournalEntry:
 
 def test_redact_replaces_every_secret_longest_first():
     assert (
-        redact("key=secret-key; other=secret", ["secret", "secret-key"])
+        redact("key=secret-key; other=secret-key2", ["secret-key", "secret-key2"])
         == f"key={REDACTED}; other={REDACTED}"
     )
-    # Secrets shorter than four characters are left in free text (they would blank out ordinary words)...
+    # A secret that could be part of ordinary words is left in free text (it would blank them out) ...
     assert redact("a k b", ["k"]) == "a k b"
+    assert redact("a test task", ["test"]) == "a test task"
+    # ... but not where it stands as a value: after a key-like name, or as a whole JSON string.
+    assert redact("X-API-Key: test; token=k", ["test", "k"]) == f"X-API-Key: {REDACTED}; token={REDACTED}"
+    echoed = '{"echo": "k", "word": "kk"}'
+    assert redact(echoed, ["k"]) == echoed.replace('"k"', f'"{REDACTED}"')
 
 
 def test_redact_headers_by_name_and_by_value():
