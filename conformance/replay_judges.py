@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from conformance.checks._spec import SpecSchemas
-from conformance.checks._support import ids_of, is_id, objects_in, shown, violation
+from conformance.checks._support import (
+    content_type_problem,
+    error_body_problem,
+    ids_of,
+    is_id,
+    objects_in,
+    shown,
+    violation,
+)
 from conformance.checks.records import mapping_problem, sync_problem
 from conformance.client import Reply
 from conformance.results import NotApplicable
@@ -217,15 +225,30 @@ def error_answer_is_json(seen: Seen) -> None:
         raise NotApplicable("Not a client error answer.")
     if not seen.schemas.documents_json_error(seen.operation, seen.status):
         raise NotApplicable(f"The spec documents {seen.status} here without a body shape.")
-    reply = seen.reply
-    problems = seen.schemas.component_errors("Error", reply.json) if reply.is_json else ["not JSON"]
-    if problems:
+    problem = error_body_problem(seen.reply)
+    if problem is not None:
         raise violation(
             "ERROR-BODY-JSON",
-            f"The error answer to {seen.method} {seen.path} does not carry the JSON error body.",
-            expected='a JSON object like {"error": "...", "message": "..."}',
-            actual=f"{_short(reply)} ({'; '.join(problems)})",
-            replies=[reply],
+            f"The error answer to {seen.method} {seen.path} does not carry a message in a JSON object.",
+            expected='a JSON object with a message, e.g. {"error": "...", "message": "..."}',
+            actual=f"{_short(seen.reply)} ({problem})",
+            replies=[seen.reply],
+        )
+
+
+@key_accepted
+@well_formed
+def json_answer_says_it_is_json(seen: Seen) -> None:
+    if not seen.reply.ok:
+        raise NotApplicable("Not a success answer.")
+    problem = content_type_problem(seen.reply)
+    if problem is not None:
+        raise violation(
+            "RESPONSE-CONTENT-TYPE-JSON",
+            f"The success answer to {seen.method} {seen.path} is JSON but not labelled so.",
+            expected="Content-Type: application/json on a JSON answer",
+            actual=problem,
+            replies=[seen.reply],
         )
 
 
@@ -497,6 +520,7 @@ JUDGES: Final[tuple[Judge, ...]] = (
     Judge("USERS-OPTIONAL", users_answer_array_or_not_implemented),
     Judge("INPUT-MALFORMED-JSON", malformed_json_is_refused),
     Judge("RESPONSE-SCHEMA", success_answer_matches_spec),
+    Judge("RESPONSE-CONTENT-TYPE-JSON", json_answer_says_it_is_json),
     Judge("ERROR-BODY-JSON", error_answer_is_json),
 )
 

@@ -231,6 +231,19 @@ def test_a_redirect_to_another_host_is_not_followed_and_the_key_stays_home(hosti
     assert CANARY not in result.output
 
 
+def test_max_writes_10_is_incomplete_exit_3_with_every_report_saying_so(fake_crm, tmp_path):
+    crm = fake_crm()
+    result = invoke("run", "--base-url", crm.url, "--max-writes", "10", "--report-dir", str(tmp_path))
+    assert result.exit_code == 3, result.output
+    assert "INCOMPLETE: no MUST rule failed, but" in result.output
+    document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert document["verdict"] == "incomplete" and document["exit_code"] == 3
+    assert {item["rule"] for item in document["not_judged"]} >= {"TASK-CREATE-RETURNS-ID", "ASSOC-CREATE"}
+    assert "INCOMPLETE" in (tmp_path / "summary.md").read_text(encoding="utf-8").splitlines()[0]
+    assert 'type="INCOMPLETE"' in (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert 'class="verdict incomplete"' in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
 # --- a target that is not a Custom CRM API: exit 2 in seconds -------------------------------------------
 
 

@@ -630,7 +630,11 @@ def _stub(method: str, path: str, status: int, body: Any):
             1,
         ),
         (entry("GET", "/tasks/t-404"), (404, b"Not found"), {"ERROR-BODY-JSON"}, 0),  # SHOULD: a warning
-        (entry("GET", "/tasks/t-404"), (404, {"message": "no error field"}), {"ERROR-BODY-JSON"}, 0),
+        # {"message": ...} or {"detail": ...} carries a message; a body with no text in it does not.
+        (entry("GET", "/tasks/t-404"), (404, {"message": "no error field"}), set(), 0),
+        (entry("GET", "/tasks/t-404"), (404, {"code": 404}), {"ERROR-BODY-JSON"}, 0),
+        # JSON labelled otherwise is still JSON to RESPONSE-SCHEMA; the label alone warns.
+        (entry("GET", "/health"), (200, b'{"status": "ok"}'), {"RESPONSE-CONTENT-TYPE-JSON"}, 0),
     ],
     ids=lambda value: None,
 )
