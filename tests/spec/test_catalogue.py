@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,34 @@ def test_every_operation_named_by_a_rule_exists_in_the_spec():
     named = {(item.id, op) for item in load_catalogue() for op in item.operations}
     unknown = sorted(f"{rule_id}: {op}" for rule_id, op in named if op not in known)
     assert unknown == [], "rules name operationIds that spec/openapi.yaml does not define"
+
+
+def test_a_must_rule_never_rests_on_the_references_own_lists_alone():
+    # §14 is the reference's list of testable behaviours and §15 its list of what the docs leave open:
+    # neither is a sentence of the documents requiring anything, so a MUST needs another source too.
+    alone = [
+        item.id
+        for item in load_catalogue()
+        if item.level == "MUST"
+        and re.fullmatch(r"Reference §1[45](, rule \d+| and §1[45]|\.\d+)*", item.source.document)
+    ]
+    assert alone == []
+
+
+def test_every_reasoned_level_says_something():
+    for item in load_catalogue():
+        assert item.why is None or len(item.why.split()) >= 12, item.id
+
+
+def test_the_must_reject_fields_are_ones_the_request_schemas_require():
+    from conformance.checks import SpecSchemas
+
+    schemas = SpecSchemas()
+    rule = load_catalogue().get("INPUT-MISSING-REQUIRED")
+    assert rule.fields
+    for operation, names in rule.fields:
+        schema = schemas.request_schema(operation)
+        assert schema is not None and set(names) <= set(schema.get("required", [])), operation
 
 
 def test_every_operation_of_the_spec_has_a_rule():
