@@ -2,4 +2,5 @@
 
 from conformance.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process of generated testing imports it
+    main()

@@ -43,12 +43,20 @@ class Fatal(click.ClickException):
     exit_code = 2
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: one line on stderr, exit 130 (what a shell reports for SIGINT), no verdict."""
+
+    exit_code = 130
+
+
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except (UsageError, TransportError) as ex:
         raise Fatal(str(ex)) from None
+    except KeyboardInterrupt:
+        raise Interrupted("Interrupted: no verdict, no reports written.") from None
 
 
 def _target_options(function: F) -> F:
@@ -113,10 +121,25 @@ def _run_options(function: F) -> F:
             "--timeout",
             type=float,
             metavar="S",
-            help="Seconds to wait to connect and for each answer. [env ENGINY_TIMEOUT; default 10]",
+            help="Seconds one request may take, connect and whole answer included; past it, the rule it "
+            "judges is not judged. [env ENGINY_TIMEOUT; default 10]",
         ),
         click.option(
             "--seed", type=int, metavar="N", help="Seed of the Schemathesis pass. [env ENGINY_SEED]"
+        ),
+        click.option(
+            "--concurrency",
+            type=int,
+            metavar="N",
+            help="Scripted checks run N at a time, and generated testing in N worker processes against a "
+            "server that is slow to answer; 1 runs everything one request after another. A 429 with "
+            "Retry-After slows the run down instead of failing it. [env ENGINY_CONCURRENCY; default 16]",
+        ),
+        click.option(
+            "--max-time",
+            metavar="DURATION",
+            help="The longest the run may take (300, 90s, 5m); what is left then is not judged "
+            "(INCOMPLETE, exit 3) and the reports are written. [env ENGINY_MAX_TIME; default none]",
         ),
     ]
     for option in reversed(options):

@@ -6,7 +6,12 @@ Everything the suite sends by hand goes through `Client.send`, so the safety rul
   in headers, in the URL and in bodies the server echoes back, so that a server reflecting request headers
   into its answers cannot make the key appear in a report, while a short key never garbles the words
   that merely contain it);
-* connect and read waits are bounded by `timeout`, and so is the time spent reading one body;
+* every request has one deadline, `timeout` seconds for connect and the whole answer: a watchdog cuts
+  the connection when it passes, so a server that trickles its answer a byte at a time cannot hold the
+  run (AnswerTimeout: what the request judges is then not judged); `run_deadline` bounds the whole run
+  (--max-time: past it nothing more is sent, OutOfTime);
+* a 429 is honoured: every sender waits out its Retry-After (at most `MAX_RETRY_AFTER_S`), then the
+  request is sent again, at most `MAX_RATE_LIMITED` times (a 429 means the request was not processed);
 * at most `MAX_BODY_BYTES` of an answer are read; the rest is never downloaded (the connection is closed);
 * redirects are never followed: a 3xx is an answer like any other, so the key never travels to another
   address;
@@ -23,34 +28,46 @@ decides what that means for its rule.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json as jsonlib
+import queue
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from conformance.errors import ServerUnreachable, TransportError
+from conformance.errors import AnswerTimeout, ServerUnreachable, TransportError
 from conformance.redaction import REDACTED, Redactor
 from conformance.results import Exchange, NotApplicable, RecordedRequest, RecordedResponse
+
+T = TypeVar("T")
 
 __all__ = [
     "MAX_BODY_BYTES",
     "NOT_JSON",
     "REDACTED",
     "WRITE_METHODS",
+    "Capture",
     "Client",
     "KeyUnder",
     "NotJSON",
+    "OutOfTime",
     "Reply",
     "Request",
     "Sent",
+    "deadline_watch",
     "path_for",
+    "watch_session",
 ]
 
 # Enough for any answer this API documents (100 mappings, 100 tasks) with a wide margin; more than this is
@@ -60,6 +77,8 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 RECORDED_BODY_CHARS: Final = 16 * 1024
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 MAX_CONNECT_RETRIES: Final = 2
+MAX_RATE_LIMITED: Final = 3
+MAX_RETRY_AFTER_S: Final = 30.0
 _CHUNK = 64 * 1024
 # A wrong key that is plainly not the real one and cannot be mistaken for a secret in a report.
 WRONG_KEY: Final = "enginy-conformance-wrong-key"
@@ -171,6 +190,115 @@ class Request:
     json: Any = None
 
 
+@dataclass
+class Capture:
+    """What one thread sent while `Client.capture` was on: replies, and exchanges that got none."""
+
+    replies: list[Reply] = field(default_factory=list)
+    failures: list[Exchange] = field(default_factory=list)
+
+
+class OutOfTime(NotApplicable):
+    """The run's --max-time passed: nothing more is sent, so the rules still waiting are not judged."""
+
+
+class _Watch(threading.local):
+    """The connection the current thread's request is using, for the watchdog that may cut it."""
+
+    holder: _Holder | None = None
+
+
+@dataclass
+class _Holder:
+    connection: Any = None
+    # The socket itself: an HTTP/1.0 or "Connection: close" answer detaches it from the connection
+    # (http.client hands it to the response), and that answer's body is what may trickle.
+    sock: Any = None
+    cut: bool = False
+    limit: str = ""  # what the deadline was, for the message: "1 s (--timeout)"
+
+    def cut_now(self) -> None:
+        self.cut = True
+        sock = getattr(self.connection, "sock", None) or self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCH = _Watch()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        holder = _WATCH.holder
+        if holder is not None:
+            holder.connection = self
+        super().request(*args, **kwargs)
+        if holder is not None:
+            holder.sock = self.sock
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        holder = _WATCH.holder
+        if holder is not None:
+            holder.connection = self
+        super().request(*args, **kwargs)
+        if holder is not None:
+            holder.sock = self.sock
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter, whose connections say which request they carry, so a deadline can cut it."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def watch_session(session: requests.Session) -> None:
+    """Mount the watched adapters on `session` (once), so that `deadline_watch` can cut its requests."""
+    if not isinstance(session.get_adapter("http://x"), _WatchedAdapter):
+        session.mount("http://", _WatchedAdapter())
+        session.mount("https://", _WatchedAdapter())
+
+
+@contextlib.contextmanager
+def deadline_watch(seconds: float, limit: str = "") -> Iterator[_Holder]:
+    """Cut the connection of the request this thread sends in the block once `seconds` have passed.
+
+    The request must go through a watched session (`watch_session`). After a cut, `holder.cut` is True
+    and whatever error requests raised is the deadline's doing.
+    """
+    holder = _Holder(limit=limit or f"{seconds:g} s")
+    _WATCH.holder = holder
+    watchdog = threading.Timer(seconds, holder.cut_now)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield holder
+    finally:
+        watchdog.cancel()
+        _WATCH.holder = None
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # No proxies, .netrc credentials or CA bundles from the environment: .netrc could add an
+    # Authorization header for the host, which would falsify the "no key" checks.
+    session.trust_env = False
+    watch_session(session)
+    return session
+
+
 def path_for(template: str, *values: str) -> str:
     """Fill `{}` placeholders of a path with URL-quoted values (an id may hold any character)."""
     return template.format(*(quote(value, safe="") for value in values))
@@ -186,7 +314,7 @@ class Client:
     timeout: float = 10.0
     max_writes: int | None = None
     user_agent: str = "enginy-conformance"
-    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    session: requests.Session = field(default_factory=_new_session, repr=False)
     log: list[Reply] = field(default_factory=list, repr=False)
     # Exchanges that got no answer (timeouts, broken connections); they have no Reply, so they are kept
     # apart from `log`.
@@ -194,23 +322,141 @@ class Client:
     writes: int = 0
     # Pauses before the two connect retries; short, because a refused connection answers at once.
     retry_pauses: tuple[float, ...] = (0.2, 0.5)
+    # time.monotonic() past which nothing is sent (--max-time); None: no bound.
+    run_deadline: float | None = None
+    # 429 answers waited out (the server asked the run to slow down), for the report.
+    rate_limited: int = 0
+    # Bounds the requests in flight (--concurrency), shared with generated testing's worker processes.
+    gate: Any = field(default=None, repr=False)
+    #: How many of the independent requests of one check (see `each`) may be sent at the same time.
+    lanes: int = 1
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        # No proxies, .netrc credentials or CA bundles from the environment: .netrc could add an
-        # Authorization header for the host, which would falsify the "no key" checks.
         self.session.trust_env = False
         self._redactor = Redactor(secret=self.api_key, header=self.api_key_header)
         self._lock = threading.Lock()
-        # gather() gives each of its threads a session of its own: a Session is not thread-safe.
+        # A Session is not thread-safe: the thread that made the client uses `session`, every other
+        # thread (concurrent checks, gather) a session of its own, closed with the client.
+        self._owner = threading.get_ident()
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._not_before = 0.0  # time.monotonic() before which no request is sent (a Retry-After)
 
     def close(self) -> None:
         self.session.close()
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
-        return session if session is not None else self.session
+        if session is not None:
+            return session
+        if threading.get_ident() == self._owner:
+            return self.session
+        session = _new_session()
+        self._local.session = session
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def _check_run_deadline(self, method: str, path: str) -> None:
+        if self.run_deadline is not None and time.monotonic() >= self.run_deadline:
+            raise OutOfTime(f"The run's --max-time passed before {method} {path} could be sent.")
+
+    def _request_budget(self, started: float) -> tuple[float, str]:
+        """Seconds this request may take, and how to name that limit: `timeout`, or less when the run's
+        deadline comes first."""
+        if self.run_deadline is not None and self.run_deadline - started < self.timeout:
+            budget = max(0.05, self.run_deadline - started)
+            return budget, f"{budget:.1f} s, the time the run had left (--max-time)"
+        return self.timeout, f"{self.timeout:g} s (--timeout)"
+
+    def _wait_for_turn(self, method: str, path: str) -> None:
+        """Wait out a Retry-After another request was given (every sender honours it)."""
+        with self._lock:
+            wait = self._not_before - time.monotonic()
+        if wait > 0:
+            if self.run_deadline is not None and time.monotonic() + wait >= self.run_deadline:
+                raise OutOfTime(f"The run's --max-time passed while the server had asked to wait ({path}).")
+            time.sleep(wait)
+        self._check_run_deadline(method, path)
+
+    def _back_off(self, response: requests.Response) -> bool:
+        """Record a 429's Retry-After for every sender; False when it gives nothing to wait for."""
+        wait = _retry_after(response.headers.get("Retry-After"))
+        if wait is None:
+            return False
+        with self._lock:
+            self.rate_limited += 1
+            self._not_before = max(self._not_before, time.monotonic() + min(wait, MAX_RETRY_AFTER_S))
+        return True
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[Capture]:
+        """Collect what this thread sends (and the bursts it gathers) while the block runs.
+
+        `log` holds every reply of the run in the order they came; with checks judged at the same time,
+        a check's own exchanges are the ones its thread captured.
+        """
+        capture = Capture()
+        previous = getattr(self._local, "capture", None)
+        self._local.capture = capture
+        try:
+            yield capture
+        finally:
+            self._local.capture = previous
+
+    def each(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run independent sending calls up to `lanes` at a time; their results in call order.
+
+        For a check that sends many requests none of which reads another's answer (the auth probes):
+        against a distant server they would otherwise wait one after another. What the calls send is
+        captured for the calling check, and the gate still bounds the run's requests in flight. The first
+        error a call raised is raised once all have finished.
+        """
+        if self.lanes <= 1 or len(calls) <= 1:
+            return [call() for call in calls]
+        capture = getattr(self._local, "capture", None)
+        pending = queue.SimpleQueue[int]()
+        for index in range(len(calls)):
+            pending.put(index)
+        results: list[Any] = [None] * len(calls)
+        errors: list[tuple[int, BaseException]] = []
+
+        def lane() -> None:
+            # A session per lane, closed when the lane is done: no idle connections left behind.
+            session = _new_session()
+            self._local.session = session
+            self._local.capture = capture
+            try:
+                while True:
+                    try:
+                        index = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        results[index] = calls[index]()
+                    except BaseException as ex:  # re-raised in the caller's thread
+                        errors.append((index, ex))
+            finally:
+                self._local.session = None
+                self._local.capture = None
+                session.close()
+
+        threads = [
+            threading.Thread(target=lane, name=f"enginy-each-{n}", daemon=True)
+            for n in range(min(self.lanes, len(calls)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise min(errors, key=lambda item: item[0])[1]
+        return results
 
     def gather(self, requests_: Sequence[Request]) -> list[Reply | None]:
         """Send every request at the same moment, each on its own connection; replies in request order.
@@ -225,13 +471,15 @@ class Client:
             return []
         barrier = threading.Barrier(len(requests_))
         unreachable: list[ServerUnreachable] = []
+        capture = getattr(self._local, "capture", None)  # the burst belongs to the caller's check
 
         def one(request: Request) -> Reply | None:
             # A session (and so a connection) of its own, closed when done: a burst must not leave dozens
             # of idle keep-alive connections behind, which a server with a connection limit counts.
-            session = requests.Session()
-            session.trust_env = False
+            session = _new_session()
             self._local.session = session
+            self._local.capture = capture
+            self._local.burst = True
             try:
                 # A thread that could not start in time breaks the barrier: the others send anyway.
                 with contextlib.suppress(threading.BrokenBarrierError):
@@ -244,6 +492,8 @@ class Client:
                 return None
             finally:
                 self._local.session = None
+                self._local.capture = None
+                self._local.burst = False
                 session.close()
 
         with ThreadPoolExecutor(max_workers=len(requests_), thread_name_prefix="enginy-gather") as pool:
@@ -287,6 +537,7 @@ class Client:
         made, `TransportError` when the request went out but no usable answer came back.
         """
         method = method.upper()
+        self._check_run_deadline(method, path)
         counted = budgeted and method in WRITE_METHODS
         if counted:
             # Reserved before sending, under the lock, so that concurrent sends cannot overrun the budget.
@@ -305,12 +556,26 @@ class Client:
         prepared = self._session().prepare_request(requests.Request(method, url, headers=headers, data=body))
         sent = Sent(method=method, path=path, operation=operation, json=json)
         recorded = self._record_request(prepared)
-        started = time.monotonic()
-        response = self._send_with_retries(prepared, recorded, method, url)
-        try:
-            content, truncated = self._read_body(response, started, method, url, recorded)
-        finally:
-            response.close()
+        # A burst (gather) is a probe of the server's concurrency: it does not wait for turns at the gate.
+        gate = self.gate if not getattr(self._local, "burst", False) else None
+        for _ in range(MAX_RATE_LIMITED + 1):
+            self._wait_for_turn(method, path)
+            started = time.monotonic()
+            if gate is not None:
+                gate.acquire()
+            try:
+                budget, limit = self._request_budget(started)
+                with deadline_watch(budget, limit) as holder:
+                    response = self._send_with_retries(prepared, recorded, method, url, holder)
+                    try:
+                        content, truncated = self._read_body(response, method, url, recorded, holder)
+                    finally:
+                        response.close()
+            finally:
+                if gate is not None:
+                    gate.release()
+            if response.status_code != 429 or not self._back_off(response):
+                break
         elapsed_ms = (time.monotonic() - started) * 1000
         decoded = _decode(content, response)
         text = self._redactor.body(decoded)
@@ -344,6 +609,9 @@ class Client:
             valid=valid,
         )
         self.log.append(reply)
+        capture: Capture | None = getattr(self._local, "capture", None)
+        if capture is not None:
+            capture.replies.append(reply)
         return reply
 
     def get(
@@ -413,7 +681,12 @@ class Client:
         return headers
 
     def _send_with_retries(
-        self, prepared: requests.PreparedRequest, recorded: RecordedRequest, method: str, url: str
+        self,
+        prepared: requests.PreparedRequest,
+        recorded: RecordedRequest,
+        method: str,
+        url: str,
+        holder: _Holder,
     ) -> requests.Response:
         where = _origin(url)
         for attempt in range(MAX_CONNECT_RETRIES + 1):
@@ -436,11 +709,17 @@ class Client:
                 ) from None
             except requests.exceptions.ReadTimeout:
                 self._log_failure(recorded, "read timeout")
-                raise TransportError(
-                    f"{method} {url} got no answer within {self.timeout:g} s; the server accepted the "
-                    "connection but did not respond, so check its logs or raise --timeout."
+                raise AnswerTimeout(
+                    f"{method} {url} got no answer within {self.timeout:g} s (--timeout); the server "
+                    "accepted the connection but did not respond, so check its logs or raise --timeout."
                 ) from None
             except requests.exceptions.ConnectionError as ex:
+                if holder.cut:
+                    self._log_failure(recorded, "deadline passed")
+                    raise AnswerTimeout(
+                        f"{method} {url} did not answer within {holder.limit}; check the server's logs, "
+                        "or raise the limit."
+                    ) from None
                 if _never_connected(ex):
                     if attempt < MAX_CONNECT_RETRIES:
                         # Nothing reached the server, so resending (even a POST) cannot duplicate a write.
@@ -465,11 +744,9 @@ class Client:
         raise AssertionError("unreachable: the retry loop always returns or raises")  # pragma: no cover
 
     def _read_body(
-        self, response: requests.Response, started: float, method: str, url: str, recorded: RecordedRequest
+        self, response: requests.Response, method: str, url: str, recorded: RecordedRequest, holder: _Holder
     ) -> tuple[bytes, bool]:
-        # The read timeout bounds each wait for bytes; this deadline bounds the whole body, so a server
-        # dripping one byte at a time cannot hold the run.
-        deadline = started + 2 * self.timeout
+        # The watchdog bounds the whole body: a server dripping one byte at a time is cut at the deadline.
         chunks: list[bytes] = []
         size = 0
         try:
@@ -478,17 +755,23 @@ class Client:
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
                     return b"".join(chunks)[:MAX_BODY_BYTES], True
-                if time.monotonic() > deadline:
-                    self._log_failure(recorded, "body too slow")
-                    raise TransportError(
-                        f"{method} {url} did not finish its answer within {2 * self.timeout:g} s; check the "
-                        "server, or raise --timeout."
-                    )
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as ex:
+            if holder.cut:
+                self._log_failure(recorded, "deadline passed")
+                raise AnswerTimeout(
+                    f"{method} {url} did not finish its answer within {holder.limit}; check the server, "
+                    "or raise the limit."
+                ) from None
             self._log_failure(recorded, "body read failed")
             raise TransportError(
                 f"Reading the answer to {method} {url} failed ({_reason(ex)}); check the server's logs."
             ) from None
+        if holder.cut:  # the body ended because the connection was cut, not because it was complete
+            self._log_failure(recorded, "deadline passed")
+            raise AnswerTimeout(
+                f"{method} {url} did not finish its answer within {holder.limit}; check the server, or "
+                "raise the limit."
+            )
         return b"".join(chunks), False
 
     def _record_request(self, prepared: requests.PreparedRequest) -> RecordedRequest:
@@ -507,7 +790,25 @@ class Client:
         )
 
     def _log_failure(self, recorded: RecordedRequest, error: str) -> None:
-        self.failures.append(Exchange(request=recorded, response=None, error=error))
+        exchange = Exchange(request=recorded, response=None, error=error)
+        self.failures.append(exchange)
+        capture: Capture | None = getattr(self._local, "capture", None)
+        if capture is not None:
+            capture.failures.append(exchange)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After value (delta-seconds or an HTTP date); None when there is none."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _excerpt(text: str) -> str:

@@ -11,8 +11,10 @@ else. Every setting has one name per source:
     only            --only            ENGINY_ONLY              only             (rule ids, comma-separated)
     report_dir      --report-dir      ENGINY_REPORT_DIR        report-dir
     max_writes      --max-writes      ENGINY_MAX_WRITES        max-writes
-    timeout         --timeout         ENGINY_TIMEOUT           timeout          (seconds)
+    timeout         --timeout         ENGINY_TIMEOUT           timeout          (seconds, per request)
     seed            --seed            ENGINY_SEED              seed
+    concurrency     --concurrency     ENGINY_CONCURRENCY       concurrency      (1 to 64)
+    max_time        --max-time        ENGINY_MAX_TIME          max-time         (seconds, or 90s, 5m)
 
 The config file is `--config FILE`, else `enginy-conformance.toml` in the working directory when it
 exists. A bad value is a UsageError naming the source it came from, so the user knows what to fix.
@@ -63,6 +65,8 @@ SETTINGS: Final = tuple(
         "max_writes",
         "timeout",
         "seed",
+        "concurrency",
+        "max_time",
     )
 )
 
@@ -259,6 +263,36 @@ def _seconds(raw: Any, where: str) -> float:
     return value
 
 
+def _duration(raw: Any, where: str) -> float:
+    """Seconds as a number, or a string such as "90", "90s", "5m", "1h" (at most a day)."""
+    text = raw.strip().lower() if isinstance(raw, str) else raw
+    scale = 1.0
+    if isinstance(text, str) and text[-1:] in ("s", "m", "h"):
+        scale = {"s": 1.0, "m": 60.0, "h": 3600.0}[text[-1]]
+        text = text[:-1]
+    try:
+        value = float(text) * scale if not isinstance(text, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise UsageError(
+            f"{where} must be a duration above 0 such as 300, 90s or 5m (at most 24h), not {raw!r}."
+        )
+    return value
+
+
+def _bounded(minimum: int, maximum: int, what: str) -> Callable[[Any, str], int]:
+    parse_integer = _integer(minimum, what)
+
+    def parse(raw: Any, where: str) -> int:
+        value = parse_integer(raw, where)
+        if value > maximum:
+            raise UsageError(f"{where} must be {what}, not {raw!r}.")
+        return value
+
+    return parse
+
+
 _PARSERS: Final[dict[str, Callable[[Any, str], Any]]] = {
     "base_url": _base_url,
     "api_key": _api_key,
@@ -269,4 +303,6 @@ _PARSERS: Final[dict[str, Callable[[Any, str], Any]]] = {
     "max_writes": _integer(0, "a whole number of requests (0 or more)"),
     "timeout": _seconds,
     "seed": _integer(0, "a whole number (0 or more)"),
+    "concurrency": _bounded(1, 64, "a whole number from 1 to 64"),
+    "max_time": _duration,
 }

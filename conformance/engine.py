@@ -30,10 +30,11 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import schemathesis
 from schemathesis.config import ConfigError
@@ -45,7 +46,7 @@ from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
 from conformance.checks._spec import Problem, SpecSchemas
 from conformance.checks._support import content_type_problem, error_body_problem
-from conformance.client import NOT_JSON, Reply, Sent
+from conformance.client import NOT_JSON, Reply, Sent, deadline_watch, watch_session
 from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
 from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
 from conformance.failure_map import (
@@ -57,11 +58,12 @@ from conformance.failure_map import (
     ROWS,
     Observation,
     checks_for,
+    judged_by,
     route,
 )
-from conformance.results import Evidence, Exchange
+from conformance.results import CreatedRecord, Evidence, Exchange
 from conformance.tagging import CREATES, TAGGED, Ledger, Tagger, created_ids
-from enginy_spec import OPENAPI_PATH, Catalogue, Rule, load_spec, operations
+from enginy_spec import OPENAPI_PATH, Catalogue, Rule, load_catalogue, load_spec, operations
 
 if TYPE_CHECKING:
     from schemathesis.core.failures import Failure
@@ -75,9 +77,17 @@ __all__ = [
     "ENGINE_RULES",
     "Budget",
     "EngineError",
+    "Gate",
+    "Job",
+    "Share",
+    "ShareResult",
     "build_config",
+    "estimated_requests",
     "estimated_writes",
     "judge_generated",
+    "phases_for",
+    "plan_shares",
+    "run_share",
 ]
 
 PHASES: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
@@ -134,10 +144,23 @@ def judge_generated(
     budget: Budget | None = None,
     run_id: str = "",
     ledger: Ledger | None = None,
+    covered: Iterable[str] = (),
+    lanes: int = 1,
+    gate: Gate | None = None,
+    deadline: float | None = None,
+    on_requests: Callable[[int], None] | None = None,
+    stop: Any = None,
+    requests: dict[str, int] | None = None,
 ) -> list[Evidence]:
     """Run Schemathesis against `settings.base_url` and return evidence about the rules it can judge.
 
     `budget` replaces the profile's budget (`BUDGETS[settings.profile]`); tests and the benchmark use it.
+    `covered` names rules scripted checks judge in the same run: Schemathesis checks that would only send
+    extra requests about them (ignored_auth) are left out. `lanes` > 1 splits the pass into shares run by
+    that many worker processes (conformance.engine_parallel), which is what makes a pass against a
+    server far away fast; `gate` bounds the requests in flight across all of them, `deadline` (a
+    time.monotonic() value, --max-time) ends the pass, and `on_requests(n)` hears of every n requests.
+    Setting `stop` (an Event) ends the pass early; `requests` is filled with the requests per phase.
     Every create request it sends is tagged with `settings.tag` and `run_id` (conformance.tagging), and
     every record a server reports creating is added to `ledger`, counted as untagged when its body left
     nothing to tag.
@@ -146,6 +169,8 @@ def judge_generated(
     failed, `UsageError` when the settings cannot be turned into a Schemathesis configuration.
     """
     rules = _selected_rules(settings, catalogue)
+    checks = checks_for((rule.id for rule in rules), covered=covered)
+    rules = tuple(rule for rule in rules if rule.id in judged_by(checks))
     if not rules or settings.dry_run:
         return []
     budget = budget or BUDGETS[settings.profile]
@@ -161,33 +186,196 @@ def judge_generated(
             Evidence(rule_id=rule.id, outcome="skipped", source="schemathesis", message=reason)
             for rule in rules
         ]
-
-    checks = checks_for(rule.id for rule in rules)
-    config = build_config(settings, budget, checks=checks)
-    schema = _load_schema(settings, config)
+    phases = phases_for(budget, checks)
     progress(
         f"generated testing: Schemathesis {schemathesis.__version__}, profile {settings.profile}, phases "
-        f"{', '.join(budget.phases)}, {budget.max_examples} examples per operation, "
-        f"checks {', '.join(checks)}"
+        f"{', '.join(phases)}, {budget.max_examples} examples per operation, checks {', '.join(checks)}"
+        + (f", {lanes} worker processes" if lanes > 1 else "")
     )
-    tagger = Tagger(tag=settings.tag, run_id=run_id or secrets.token_hex(4))
     collector = _Collector(
         rules={rule.id: rule for rule in rules},
         redactor=Redactor(secret=settings.api_key, header=settings.api_key_header),
         progress=progress,
-        schemas=SpecSchemas(),
-        tagger=tagger,
         ledger=ledger if ledger is not None else Ledger(),
     )
     started = time.monotonic()
-    with _hypothesis_home_outside_cwd(), _tagging(schema, tagger):
+    job = Job(
+        settings=settings,
+        rule_ids=tuple(rule.id for rule in rules),
+        checks=checks,
+        budget=budget,
+        run_id=run_id or secrets.token_hex(4),
+        deadline=deadline,
+    )
+    if lanes <= 1:
+        share = Share(operations=None, phases=phases, max_examples=budget.max_examples)
+        result = run_share(job, share, progress=progress, gate=gate, on_requests=on_requests, stop=stop)
+        collector.absorb(result)
+    else:
+        from conformance.engine_parallel import run_in_lanes
+
+        shares = plan_shares(budget, phases, lanes)
+        for result in run_in_lanes(
+            job, shares, lanes=lanes, gate=gate, progress=progress, on_requests=on_requests, stop=stop
+        ):
+            collector.absorb(result)
+    if requests is not None:
+        requests.update(collector.requests)
+    return collector.finish(base_url=settings.base_url, elapsed=time.monotonic() - started)
+
+
+class Gate(Protocol):
+    """Bounds the requests in flight (a semaphore shared by the run's threads and worker processes)."""
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A part of the pass: these operations (None: all) in these phases, with this many examples.
+
+    A partitioned pass runs every operation's examples, coverage and fuzzing phases as a share of its
+    own, and the stateful phase (which needs every operation, to follow links) in `seed_offset`-
+    distinct shares that split its scenarios between them.
+    """
+
+    operations: tuple[str, ...] | None
+    phases: tuple[str, ...]
+    max_examples: int
+    seed_offset: int = 0
+    weight: float = 0.0  # about how many requests it sends, to start the largest first
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What every share of one pass has in common (sent to worker processes, the key included)."""
+
+    settings: RunSettings
+    rule_ids: tuple[str, ...]
+    checks: tuple[str, ...]
+    budget: Budget
+    run_id: str
+    deadline: float | None = None
+
+
+# The checks that judge only what the stateful phase's chains show.
+_STATEFUL_ONLY_CHECKS = frozenset({"ensure_resource_availability", "use_after_free"})
+
+
+def phases_for(budget: Budget, checks: Sequence[str]) -> tuple[str, ...]:
+    """The budget's phases, less those that would judge nothing new.
+
+    The examples phase sends the spec's examples, which the coverage phase sends again as its first
+    positive cases: with coverage on, it is left out. When every enabled check judges stateful chains
+    only, so are the phases that make none.
+    """
+    phases = tuple(p for p in budget.phases if not (p == "examples" and "coverage" in budget.phases))
+    if checks and set(checks) <= _STATEFUL_ONLY_CHECKS and "stateful" in phases:
+        return ("stateful",)
+    return phases
+
+
+# Requests per operation the coverage phase sends for this spec (Schemathesis 4.32), measured; an
+# operation not listed counts as _COVERAGE_DEFAULT. Only the order of the shares depends on them.
+_COVERAGE_WEIGHTS: Mapping[str, int] = {
+    "createActivity": 86,
+    "createContacts": 85,
+    "syncContacts": 85,
+    "updateContacts": 85,
+    "createCompanies": 78,
+    "syncCompanies": 78,
+    "updateCompanies": 71,
+    "updateTask": 65,
+    "createTask": 61,
+    "createAssociations": 38,
+    "getTasksBatch": 29,
+    "completeTasksBatch": 22,
+}
+_COVERAGE_DEFAULT = 8
+_PARAMETERLESS = frozenset({"checkHealth", "listUsers"})  # fuzzing has one request to send
+
+
+def plan_shares(budget: Budget, phases: Sequence[str], lanes: int) -> list[Share]:
+    """The shares of a partitioned pass, largest first (greedy over `lanes` is then about balanced)."""
+    shares: list[Share] = []
+    per_operation = tuple(p for p in phases if p != "stateful")
+    if per_operation:
+        for operation in operations():
+            weight = 0.0
+            if "coverage" in per_operation:
+                weight += _COVERAGE_WEIGHTS.get(operation, _COVERAGE_DEFAULT)
+            if "fuzzing" in per_operation:
+                weight += 1 if operation in _PARAMETERLESS else budget.max_examples
+            if "examples" in per_operation:
+                weight += 2
+            shares.append(Share((operation,), per_operation, budget.max_examples, weight=weight))
+    if "stateful" in phases:
+        scenarios = budget.max_examples
+        total = scenarios * (budget.stateful_steps + 1)
+        # A stateful share about as long as the largest per-operation share, in at most `lanes` parts.
+        largest = max((share.weight for share in shares), default=float(total))
+        parts = max(1, min(lanes, scenarios, -(-total // max(1, int(largest)))))
+        for index in range(parts):
+            count = scenarios // parts + (1 if index < scenarios % parts else 0)
+            weight = float(count * (budget.stateful_steps + 1))
+            shares.append(Share(None, ("stateful",), count, seed_offset=index, weight=weight))
+    return sorted(shares, key=lambda share: -share.weight)
+
+
+def run_share(
+    job: Job,
+    share: Share,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+    gate: Gate | None = None,
+    on_requests: Callable[[int], None] | None = None,
+    quiet: bool = False,
+    app: Any = None,
+    stop: Any = None,
+) -> ShareResult:
+    """Run one share of the pass in this process and return what it found, ready to be merged.
+
+    `app` (a WSGI application) replaces the server: conformance.engine_warmup uses it.
+    """
+    settings = job.settings
+    catalogue = load_catalogue()
+    config = build_config(settings, job.budget, checks=job.checks, share=share)
+    schema = _load_schema(settings, config)
+    if app is not None:
+        schema.app = app
+    if share.operations is not None:
+        # Excluded rather than included: our per-operation config overrides already put an include filter
+        # on the schema (Schemathesis' priority_filter), and includes are OR-ed with it.
+        wanted = set(share.operations)
+        others = [op for op in operations() if op not in wanted]
+        schema = schema.exclude(operation_id=others) if others else schema
+    tagger = Tagger(tag=settings.tag, run_id=job.run_id)
+    collector = _Collector(
+        rules={rule_id: catalogue.get(rule_id) for rule_id in job.rule_ids},
+        redactor=Redactor(secret=settings.api_key, header=settings.api_key_header),
+        progress=progress,
+        tagger=tagger,
+        on_requests=on_requests,
+        quiet=quiet,
+    )
+    bounds = _Bounds(timeout=settings.timeout, gate=gate, deadline=job.deadline)
+    with _hypothesis_home_outside_cwd(), _tagging(schema, tagger), _bounded_transport(bounds):
         stream = from_schema(schema).execute()
         for event in stream:
             collector.feed(event)
-            if collector.unreachable and not collector.stopping:
+            out_of_time = job.deadline is not None and time.monotonic() >= job.deadline
+            if out_of_time:
+                collector.out_of_time = True
+            stopped = stop is not None and stop.is_set()
+            if (collector.unreachable or out_of_time or stopped) and not collector.stopping:
                 collector.stopping = True
                 stream.stop()  # the stream still ends with EngineFinished; keep reading until then
-    return collector.finish(base_url=settings.base_url, elapsed=time.monotonic() - started)
+    # A cut request usually reaches _error as a timeout too; one that a check swallowed does not.
+    collector.timed_out = max(collector.timed_out, bounds.cut)
+    collector.out_of_time = collector.out_of_time or bounds.refused > 0
+    return collector.export()
 
 
 @contextlib.contextmanager
@@ -205,6 +393,80 @@ def _tagging(schema: BaseSchema, tagger: Tagger) -> Iterator[None]:
         yield
     finally:
         GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+
+
+@dataclass(slots=True)
+class _Bounds:
+    """The limits every generated request is held to, and how often they cut one short."""
+
+    timeout: float
+    gate: Gate | None = None
+    deadline: float | None = None
+    cut: int = 0  # requests cut at their deadline
+    refused: int = 0  # requests not sent because --max-time had passed
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _timed_out(message: str, seconds: float, request: Any = None) -> Exception:
+    """A ReadTimeout shaped like the one requests raises: Schemathesis parses "(read timeout=N)" from it."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    reason = ReadTimeoutError(None, "", f"{message} (read timeout={seconds:g})")  # type: ignore[arg-type]
+    return requests.exceptions.ReadTimeout(reason, request=request)
+
+
+@contextlib.contextmanager
+def _bounded_transport(bounds: _Bounds) -> Iterator[None]:
+    """Hold every request Schemathesis sends to the run's limits while the pass runs.
+
+    Schemathesis bounds the connect and each read by its request-timeout, not the whole answer: a server
+    trickling its answer would hold a share for as long as it likes. Here each request gets the suite's
+    watchdog (conformance.client: the connection is cut when `timeout`, or the run's --max-time, passes;
+    the request then ends as a timeout, which is not judged) and waits for a turn at the `gate`.
+    Schemathesis offers no hook around a send, so its transport's `send` is wrapped for the pass and
+    restored after it.
+    """
+    from schemathesis.transport.requests import RequestsTransport
+
+    original = RequestsTransport.send
+
+    def send(self: Any, case: Any, *, session: Any = None, **kwargs: Any) -> Any:
+        import requests
+
+        started = time.monotonic()
+        if bounds.deadline is not None and started >= bounds.deadline:
+            with bounds.lock:
+                bounds.refused += 1
+            raise _timed_out("not sent: the run's --max-time had passed", 0.0)
+        if session is not None:
+            watch_session(session)
+        budget = bounds.timeout
+        if bounds.deadline is not None:
+            budget = max(0.05, min(budget, bounds.deadline - started))
+        if bounds.gate is not None:
+            bounds.gate.acquire()
+        try:
+            with deadline_watch(budget) as holder:
+                try:
+                    return original(self, case, session=session, **kwargs)
+                except requests.exceptions.RequestException as ex:
+                    if not holder.cut:
+                        raise
+                    cut_request = ex.request
+            # Cut by the watchdog: whatever error the cut caused, it is a request without a timely answer.
+            with bounds.lock:
+                bounds.cut += 1
+            raise _timed_out(f"no whole answer within {budget:.1f} s", budget, cut_request)
+        finally:
+            if bounds.gate is not None:
+                bounds.gate.release()
+
+    RequestsTransport.send = send  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RequestsTransport.send = original  # type: ignore[method-assign]
 
 
 # Write requests the examples and coverage phases send per write operation of this spec, whatever the
@@ -226,12 +488,37 @@ def estimated_writes(budget: Budget) -> int:
     return writes * (enumerated + fuzzing) + stateful
 
 
-def build_config(settings: RunSettings, budget: Budget, *, checks: Sequence[str]) -> schemathesis.Config:
+def estimated_requests(budget: Budget, phases: Sequence[str] | None = None) -> int:
+    """About how many requests the pass sends in these phases (the budget's own by default), for the
+    progress line: the coverage weights per operation, fuzzing's examples and the stateful steps."""
+    chosen = set(budget.phases if phases is None else phases)
+    total = 0
+    for operation in operations():
+        if "coverage" in chosen:
+            total += _COVERAGE_WEIGHTS.get(operation, _COVERAGE_DEFAULT)
+        if "examples" in chosen:
+            total += 2
+        if "fuzzing" in chosen:
+            total += 1 if operation in _PARAMETERLESS else budget.max_examples
+    if "stateful" in chosen:
+        total += budget.max_examples * (budget.stateful_steps + 1)
+    return total
+
+
+def build_config(
+    settings: RunSettings, budget: Budget, *, checks: Sequence[str], share: Share | None = None
+) -> schemathesis.Config:
     """The whole Schemathesis configuration, built here so that no schemathesis.toml can change it.
 
     The base URL and the key are not in it: they come from the user, and values in a config dict get
     `${VAR}` interpolation, so they are set on the loaded schema with `schema.config.update(...)`.
+    `share` narrows it to one share of a partitioned pass (its phases, examples and seed).
     """
+    phases = share.phases if share is not None else budget.phases
+    max_examples = share.max_examples if share is not None else budget.max_examples
+    # Every share of the stateful phase draws its own scenarios; the other phases seed each operation
+    # from the run's seed and the operation's name, so a share generates what the whole pass would.
+    seed = settings.seed + (1000 * share.seed_offset if share is not None else 0)
     enabled = set(checks)
     check_section: dict[str, Any] = {"enabled": False}  # off by default: custom checks stay off too
     for name in checks:
@@ -240,7 +527,7 @@ def build_config(settings: RunSettings, budget: Budget, *, checks: Sequence[str]
         if name != "max_response_time":  # a bare number in the schema; leaving it unset keeps it off
             check_section[name] = {"enabled": False}
     data: dict[str, Any] = {
-        "seed": settings.seed,
+        "seed": seed,
         "workers": max(1, min(settings.workers, _MAX_WORKERS)),
         "request-timeout": settings.timeout,
         # Server hiccups are findings (SERVER-NO-5XX), not something to paper over with retries.
@@ -251,15 +538,18 @@ def build_config(settings: RunSettings, budget: Budget, *, checks: Sequence[str]
         "continue-on-failure": True,
         # The crash cache would land in ./.schemathesis/ and replay old failures into a new verdict.
         "cache": {"enabled": False},
+        # A 429 with Retry-After is waited out and the request sent again (at most 3 times), as the
+        # scripted checks do: a server asking to slow down is not failing.
+        "rate-limit": "auto",
         # Generation speed on a busy CI box is not a property of the server under test.
         "suppress-health-check": ["too_slow"],
-        "generation": {"database": "none", "max-examples": budget.max_examples, "mode": "all"},
+        "generation": {"database": "none", "max-examples": max_examples, "mode": "all"},
         "phases": {
-            "examples": {"enabled": "examples" in budget.phases},
+            "examples": {"enabled": "examples" in phases},
             # unexpected-methods feeds only unsupported_method, which we exclude: don't send those requests.
-            "coverage": {"enabled": "coverage" in budget.phases, "unexpected-methods": []},
-            "fuzzing": {"enabled": "fuzzing" in budget.phases},
-            "stateful": {"enabled": "stateful" in budget.phases, "max-steps": budget.stateful_steps},
+            "coverage": {"enabled": "coverage" in phases, "unexpected-methods": []},
+            "fuzzing": {"enabled": "fuzzing" in phases},
+            "stateful": {"enabled": "stateful" in phases, "max-steps": budget.stateful_steps},
         },
         "checks": check_section,
         "operations": _optional_operation_overrides(enabled),
@@ -370,6 +660,27 @@ def _is_negative(case: Any) -> bool:
 
 
 @dataclass(slots=True)
+class ShareResult:
+    """What one share of the pass found, in a form a worker process can send back (it pickles)."""
+
+    found: dict[tuple[str, str, str], Evidence]
+    sizes: dict[tuple[str, str, str], int]
+    passes: dict[str, _PassTally]
+    requests: dict[str, int]  # per phase
+    created: list[tuple[CreatedRecord, bool]]  # and whether it was tagged
+    answers: int
+    unreachable_operations: set[str]
+    first_network_error: str
+    connection_refused_only: bool
+    tool_errors: list[str]
+    server_unavailable: bool
+    interrupted: bool
+    timed_out: int
+    timed_out_requests: list[Exchange]
+    out_of_time: bool
+
+
+@dataclass(slots=True)
 class _Collector:
     """Reads the event stream and keeps what becomes evidence, in the order it was found."""
 
@@ -379,6 +690,8 @@ class _Collector:
     schemas: SpecSchemas = field(default_factory=SpecSchemas)
     tagger: Tagger = field(default_factory=lambda: Tagger(tag="enginy-conformance", run_id="run"))
     ledger: Ledger = field(default_factory=Ledger)
+    on_requests: Callable[[int], None] | None = None
+    quiet: bool = False  # a share in a worker process: no phase lines (the parent tells the progress)
     found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
     # (field, JSON of the value) a lenient server accepted from a task write that broke the schema: a
     # later read answering it back is judged once, on that write (INPUT-INVALID-REJECTED).
@@ -395,6 +708,59 @@ class _Collector:
     stop_reason: StopReason | None = None
     interrupted: bool = False
     stopping: bool = False
+    requests: dict[str, int] = field(default_factory=dict)  # per phase
+    timed_out: int = 0  # requests that got no whole answer in time (not judged)
+    timed_out_requests: list[Exchange] = field(default_factory=list)  # the first few, to replay
+    out_of_time: bool = False  # --max-time ended the pass
+    tagged: dict[CreatedRecord, bool] = field(default_factory=dict)
+
+    def export(self) -> ShareResult:
+        return ShareResult(
+            found=self.found,
+            sizes=self.sizes,
+            passes=self.passes,
+            requests=self.requests,
+            created=list(self.tagged.items()),
+            answers=self.answers,
+            unreachable_operations=self.unreachable_operations,
+            first_network_error=self.first_network_error,
+            connection_refused_only=self.connection_refused_only,
+            tool_errors=self.tool_errors,
+            server_unavailable=self.stop_reason == StopReason.SERVER_UNAVAILABLE,
+            interrupted=self.interrupted and not self.stopping,
+            timed_out=self.timed_out,
+            timed_out_requests=self.timed_out_requests,
+            out_of_time=self.out_of_time,
+        )
+
+    def absorb(self, share: ShareResult) -> None:
+        """Merge what a share found: for each finding the smallest request that shows it is kept."""
+        for key, item in share.found.items():
+            if key not in self.found or share.sizes[key] < self.sizes[key]:
+                self.found[key] = item
+                self.sizes[key] = share.sizes[key]
+        for rule_id, tally in share.passes.items():
+            mine = self.passes.setdefault(rule_id, _PassTally())
+            mine.answers |= tally.answers
+            mine.operations |= tally.operations
+            mine.phases.update(tally.phases)
+            mine.checks.update(tally.checks)
+        for phase, count in share.requests.items():
+            self.requests[phase] = self.requests.get(phase, 0) + count
+        for record, tagged in share.created:
+            self.ledger.note(record.kind, record.id, record.via, tagged=tagged)
+        self.answers += share.answers
+        self.unreachable_operations |= share.unreachable_operations
+        self.first_network_error = self.first_network_error or share.first_network_error
+        self.connection_refused_only = self.connection_refused_only and share.connection_refused_only
+        self.tool_errors.extend(share.tool_errors)
+        if share.server_unavailable:
+            self.stop_reason = StopReason.SERVER_UNAVAILABLE
+        self.interrupted = self.interrupted or share.interrupted
+        self.timed_out += share.timed_out
+        room = _MAX_TIMED_OUT_LISTED - len(self.timed_out_requests)
+        self.timed_out_requests.extend(share.timed_out_requests[: max(room, 0)])
+        self.out_of_time = self.out_of_time or share.out_of_time
 
     @property
     def unreachable(self) -> bool:
@@ -405,7 +771,8 @@ class _Collector:
             # Disabled phases are "started" too, then finish as skipped; announce only real ones.
             if event.phase.is_enabled:
                 self.phases[event.phase.name.value] = _PhaseTally(started=time.monotonic())
-                self.progress(f"generated testing: {event.phase.name.value} phase started")
+                if not self.quiet:
+                    self.progress(f"generated testing: {event.phase.name.value} phase started")
         elif isinstance(event, events.PhaseFinished) and event.phase.name in TESTING_PHASES:
             self._phase_finished(event)
         elif isinstance(event, events.ScenarioFinished):
@@ -422,6 +789,8 @@ class _Collector:
     def _phase_finished(self, event: events.PhaseFinished) -> None:
         name = event.phase.name.value
         tally = self.phases.get(name)
+        if self.quiet:
+            return
         if tally is None or event.status == Status.SKIP:
             reason = event.phase.skip_reason.value if event.phase.skip_reason else "nothing to run"
             self.progress(f"generated testing: {name} phase skipped ({reason})")
@@ -437,6 +806,9 @@ class _Collector:
         phase = event.phase.value
         tally = self.phases.get(phase)
         self.answers += sum(1 for item in recorder.interactions.values() if item.response is not None)
+        self.requests[phase] = self.requests.get(phase, 0) + len(recorder.interactions)
+        if self.on_requests is not None and recorder.interactions:
+            self.on_requests(len(recorder.interactions))
         if tally is not None:
             tally.cases += len(recorder.interactions)
             tally.operations.update(node.value.operation.label for node in recorder.cases.values())
@@ -468,9 +840,9 @@ class _Collector:
         answer = _json_of(interaction.response.content)
         tagged = self.tagger.is_tagged(operation, _json_of(interaction.request.body))
         for record_id in created_ids(None if answer is NOT_JSON else answer):
-            self.ledger.note(
-                CREATES[operation], record_id, f"Schemathesis {case.operation.label}", tagged=tagged
-            )
+            via = f"Schemathesis {case.operation.label}"
+            record = CreatedRecord(kind=CREATES[operation], id=record_id, via=via)
+            self.tagged.setdefault(record, tagged)
 
     def _remember_stored(self, case: Any, interaction: Any) -> None:
         if not _is_negative(case) or _OPERATION_IDS.get(case.operation.label) not in _TASK_WRITES:
@@ -641,6 +1013,19 @@ class _Collector:
             import requests
 
             self.unreachable_operations.add(where)
+            if isinstance(error, requests.Timeout):
+                # No whole answer in time: the docs set no response time, so this judges nothing either
+                # way; finish() makes what it would have judged not judged (a gap), not failed.
+                self.timed_out += 1
+                self.first_network_error = self.first_network_error or f"{info.title}: {info.message}"
+                self.connection_refused_only = False
+                request = getattr(error, "request", None)
+                listed = len(self.timed_out_requests) < _MAX_TIMED_OUT_LISTED
+                if isinstance(request, requests.PreparedRequest) and listed:
+                    text = f"{info.title}: {info.message}"
+                    exchange = exchange_from_prepared(request, self.redactor, error=text)
+                    self.timed_out_requests.append(exchange)
+                return
             text = f"{info.title}: {info.message}"
             self.first_network_error = self.first_network_error or text
             # ConnectionError covers refused, DNS, TLS and connect time-outs; a read time-out is not one.
@@ -657,6 +1042,7 @@ class _Collector:
                 exchanges = (exchange_from_prepared(request, self.redactor, error=text),)
             rule = self.rules["SERVER-NO-5XX"]
             phase = event.phase.value if event.phase is not None else "run"
+            self.sizes[key] = 0  # no answer to size: the first such request stands for them all
             self.found[key] = Evidence(
                 rule_id="SERVER-NO-5XX",
                 outcome="failed" if rule.level == "MUST" else "warning",
@@ -717,12 +1103,44 @@ class _Collector:
                     actual=f"no violation in {len(tally.answers)} answers",
                 )
             )
+        gap = self._gap_reason()
+        if gap is not None:
+            for rule_id in self.rules:
+                if rule_id in PASSABLE_RULES:
+                    evidence.append(
+                        Evidence(
+                            rule_id=rule_id,
+                            outcome="skipped",
+                            source="schemathesis",
+                            message=gap,
+                            exchanges=tuple(self.timed_out_requests),
+                            gap=True,
+                        )
+                    )
         self.progress(
             f"generated testing: finished in {elapsed:.1f} s, {self.answers} answers, "
             f"{_count(len(self.found), 'finding')}"
         )
         return evidence
 
+    def _gap_reason(self) -> str | None:
+        """Why the pass did not see everything it meant to, when it did not."""
+        if self.out_of_time:
+            return (
+                f"Not judged in full: the run's --max-time passed during generated testing, after "
+                f"{sum(self.requests.values())} of its requests; raise --max-time to judge the rest."
+            )
+        if self.timed_out:
+            return (
+                f"Not judged in full: {_count(self.timed_out, 'generated request')} "
+                "got no whole answer within "
+                "--timeout, so what they would have shown is not known; check the server's logs, or raise "
+                "--timeout."
+            )
+        return None
+
+
+_MAX_TIMED_OUT_LISTED: Final = 3  # requests without a timely answer kept on the report, to replay
 
 # "POST /tasks" -> "createTask": Schemathesis names operations by method and path.
 _OPERATION_IDS: Mapping[str, str] = {f"{op.method} {op.path}": op_id for op_id, op in operations().items()}

@@ -6,8 +6,10 @@
     │                                server, another API, a wrong path prefix)           → exit 2
     └── TransportError               the server could not be reached or talked to     → exit 2 when nothing
         │                            (refused, timeout, TLS, redirect off-host)          could be judged
-        └── ServerUnreachable        no connection could be made at all (refused, DNS, TLS, connect
-                                     timeout): the request never reached the server, so retrying is safe
+        ├── ServerUnreachable        no connection could be made at all (refused, DNS, TLS, connect
+        │                            timeout): the request never reached the server, so retrying is safe
+        └── AnswerTimeout            the whole answer did not arrive within --timeout: what that request
+                                     would have judged is not judged (the docs set no time limit)
 
     RuleViolation(AssertionError)    the server under test breaks a rule (conformance.results) → exit 1
                                      when the rule is MUST; a warning when it is SHOULD
@@ -17,7 +19,14 @@ Every message is one full sentence that says what happened and what to do about 
 
 from __future__ import annotations
 
-__all__ = ["ConformanceError", "NotACustomCrm", "ServerUnreachable", "TransportError", "UsageError"]
+__all__ = [
+    "AnswerTimeout",
+    "ConformanceError",
+    "NotACustomCrm",
+    "ServerUnreachable",
+    "TransportError",
+    "UsageError",
+]
 
 
 class ConformanceError(Exception):
@@ -42,4 +51,12 @@ class ServerUnreachable(TransportError):
     Kept apart from its parent because the two end a run differently: a request that reached the server
     and got no usable answer is evidence about that one rule, whereas a server that stops accepting
     connections mid-run leaves nothing further to judge.
+    """
+
+
+class AnswerTimeout(TransportError):
+    """The request went out and its whole answer did not arrive within the request's deadline.
+
+    The docs set no response time, so this is not a verdict on the rule the request judges: that rule
+    is not judged (INCOMPLETE when it is a MUST), and the line says why.
     """

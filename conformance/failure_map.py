@@ -20,6 +20,7 @@ from enginy_spec import operations
 __all__ = [
     "ENGINE_RULES",
     "EXCLUDED_CHECKS",
+    "EXTRA_REQUEST_CHECKS",
     "OPTIONAL_OPERATION_STATUSES",
     "OWN_JUDGED",
     "PASSABLE_RULES",
@@ -27,6 +28,7 @@ __all__ = [
     "Observation",
     "Row",
     "checks_for",
+    "judged_by",
     "route",
 ]
 
@@ -234,7 +236,33 @@ def route(observation: Observation) -> Row | None:
     return None
 
 
-def checks_for(rule_ids: Iterable[str]) -> tuple[str, ...]:
-    """The Schemathesis checks to enable so that these rules are judged, in table order."""
+# Checks that send requests of their own (beyond the generated ones they judge), with the reason they are
+# left out of a run whose scripted checks already judge every rule they speak about.
+EXTRA_REQUEST_CHECKS: Mapping[str, str] = {
+    "ignored_auth": (
+        "it re-sends a request without the key and with a wrong key, once per operation; the scripted auth "
+        "probes (AUTH-MISSING-KEY, AUTH-WRONG-KEY) send exactly these to every operation already"
+    ),
+}
+
+
+def checks_for(rule_ids: Iterable[str], *, covered: Iterable[str] = ()) -> tuple[str, ...]:
+    """The Schemathesis checks to enable so that these rules are judged, in table order.
+
+    A check in EXTRA_REQUEST_CHECKS is left out when every rule it speaks about is `covered` (judged by a
+    scripted check in the same run): its requests would judge nothing new.
+    """
     wanted = set(rule_ids)
-    return tuple(dict.fromkeys(row.check for row in ROWS if row.rule in wanted))
+    done = set(covered)
+    chosen = dict.fromkeys(row.check for row in ROWS if row.rule in wanted)
+    for check in EXTRA_REQUEST_CHECKS:
+        judges = {row.rule for row in ROWS if row.check == check and row.rule in wanted}
+        if check in chosen and judges <= done:
+            del chosen[check]
+    return tuple(chosen)
+
+
+def judged_by(checks: Iterable[str]) -> frozenset[str]:
+    """The rules these checks (and the suite's own judges, which need no check) give evidence about."""
+    enabled = set(checks)
+    return frozenset({row.rule for row in ROWS if row.check in enabled} | set(OWN_JUDGED))

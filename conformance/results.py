@@ -106,6 +106,8 @@ class Evidence:
 
     `fields` names the answer fields a finding is about, where it is about fields (RESPONSE-SCHEMA);
     `root_cause` is the id of another failed rule that explains this finding (conformance.root_causes).
+    `gap` marks a "skipped" that says part of what the rule needs was never seen (an answer that did not
+    come in time, a run cut short by --max-time): the rule can then fail on other evidence, but never pass.
     """
 
     rule_id: str
@@ -117,6 +119,7 @@ class Evidence:
     exchanges: tuple[Exchange, ...] = ()
     fields: tuple[str, ...] = ()
     root_cause: str | None = None
+    gap: bool = False
 
     @classmethod
     def from_violation(cls, violation: RuleViolation, *, level: str, source: str) -> Evidence:
@@ -148,12 +151,17 @@ def fold(rule: Rule, evidence: Iterable[Evidence]) -> Result:
     """Fold every piece of evidence about `rule` into its Result.
 
     No evidence at all means nothing judged the rule, which is 'skipped', never 'passed': a verdict
-    must rest on something that was actually observed.
+    must rest on something that was actually observed. Nor does a rule pass when part of what judges it
+    is missing (a `gap`): it is 'skipped' unless something failed it.
     """
     items = tuple(e for e in evidence if e.rule_id == rule.id)
     if not items:
         return Result(rule=rule, outcome="skipped", evidence=())
     worst = max(items, key=lambda e: _SEVERITY[e.outcome]).outcome
+    if worst == "passed" and any(e.gap for e in items):
+        worst = "skipped"
+    # The gaps first: they are the reason a rule with nothing failing is not judged.
+    items = tuple(sorted(items, key=lambda e: not e.gap))
     return Result(rule=rule, outcome=worst, evidence=items)
 
 
@@ -184,6 +192,9 @@ class RunReport:
     untagged: int = 0
     settings: Mapping[str, object] = field(default_factory=dict)
     tool_versions: Mapping[str, str] = field(default_factory=dict)
+    # Requests sent, by who sent them: "scripted", and each phase of generated testing.
+    requests: Mapping[str, int] = field(default_factory=dict)
+    rate_limited: int = 0  # 429 answers with a Retry-After that the run waited out
 
     @property
     def verdict(self) -> Verdict:

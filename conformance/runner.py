@@ -15,19 +15,28 @@ import importlib
 import importlib.metadata
 import platform
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
 from conformance.checks._support import content_type_problem
-from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, Reply
-from conformance.errors import ConformanceError, NotACustomCrm, ServerUnreachable, TransportError, UsageError
+from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, OutOfTime, Reply
+from conformance.errors import (
+    AnswerTimeout,
+    ConformanceError,
+    NotACustomCrm,
+    ServerUnreachable,
+    TransportError,
+    UsageError,
+)
 from conformance.exit_codes import for_verdict
 from conformance.results import (
     Evidence,
@@ -72,6 +81,13 @@ class EngineFunction(Protocol):
         progress: Callable[[str], None],
         run_id: str,
         ledger: Ledger,
+        covered: Iterable[str],
+        lanes: int,
+        gate: Any,
+        deadline: float | None,
+        on_requests: Callable[[int], None] | None,
+        stop: Any,
+        requests: dict[str, int] | None,
     ) -> list[Evidence]: ...
 
 
@@ -120,7 +136,9 @@ def select_rules(settings: RunSettings, catalogue: Catalogue | None = None) -> C
 
 def plan_run(settings: RunSettings, catalogue: Catalogue | None = None) -> RunPlan:
     selected = select_rules(settings, catalogue)
-    scripted = tuple(CHECKS.get(rule.id) for rule in selected if rule.id in CHECKS)
+    in_catalogue = [CHECKS.get(rule.id) for rule in selected if rule.id in CHECKS]
+    # The checks that judge every answer so far come last (see judge_scripted).
+    scripted = tuple(sorted(in_catalogue, key=lambda registered: registered.reads_log))
     generated = tuple(rule for rule in selected if rule.id in SCHEMATHESIS_ONLY)
     fixtures: list[str] = []
 
@@ -214,10 +232,16 @@ def run(
 
     `engine=False` leaves out the Schemathesis pass (its rules are then skipped): the project's own
     tests use it for speed. Raises UsageError or TransportError when nothing could be judged.
+
+    With `settings.concurrency` above 1, the scripted checks are judged that many at a time and the
+    Schemathesis pass runs meanwhile (in worker processes when the server is slow to answer), with at
+    most `concurrency` requests in flight in all; with 1, one request follows another and the pass comes
+    after the checks.
     """
     selected = select_rules(settings, catalogue)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.monotonic()
+    deadline = started + settings.max_time if settings.max_time is not None else None
     client = Client(
         base_url=settings.base_url,
         api_key=settings.api_key,
@@ -225,36 +249,74 @@ def run(
         timeout=settings.timeout,
         max_writes=settings.max_writes,
         user_agent=f"enginy-conformance/{_version('enginy-crm-contract')}",
+        run_deadline=deadline,
     )
     notes: list[str] = []
     generated = Ledger()  # what generated testing created
+    engine_requests: dict[str, int] = {}
+    plan = plan_run(settings, selected)
+    progress = Progress(out, planned=plan.request_count + 1, started=started)
+    generating: GeneratedPass | None = None
     try:
         probe(client)
         ctx = CheckContext(
             client=client, schemas=SpecSchemas(), run_id=secrets.token_hex(4), tag=settings.tag
         )
-        evidence, gone = judge_scripted(ctx, selected, out)
-        if gone is not None:
-            notes.append(gone)
-        evidence += side_evidence(ctx, selected, out)
-        # Schemathesis reads every answer whole and feeds ids from answers into later URLs; against a
-        # server answering megabytes that takes unbounded time and memory, so it is not started.
-        oversized = any(reply.truncated for reply in client.log)
-        evidence += _run_engine(
+        lanes = _lanes(settings, client)
+        client.gate = _gate(settings, lanes)
+        generating = GeneratedPass(
             settings,
             selected,
-            evidence,
             out,
-            notes,
             enabled=engine,
-            oversized=oversized,
-            gone=gone,
             run_id=ctx.run_id,
             ledger=generated,
+            covered=frozenset(registered.rule_id for registered in plan.scripted),
+            lanes=lanes,
+            gate=client.gate,
+            deadline=deadline,
+            progress=progress,
+            requests=engine_requests,
         )
+        at_once = settings.concurrency
+        if settings.max_writes is not None:
+            # A write budget is spent in the order checks are judged: one at a time, the same checks get
+            # it in every run, and the pass (which needs a budget of its own) comes after them.
+            at_once = 1
+        client.lanes = at_once
+        if at_once > 1:
+            generating.start()
+        progress.start(client)
+        evidence, gone = judge_scripted(ctx, selected, out, concurrency=at_once)
+        # Schemathesis reads every answer whole and feeds ids from answers into later URLs; against a
+        # server answering megabytes that takes unbounded time and memory, so it is not run (or stopped).
+        oversized = any(reply.truncated for reply in client.log)
+        if gone is not None:
+            notes.append(gone)
+            generating.cancel(
+                "The Schemathesis pass was not run: the server had stopped accepting connections."
+            )
+        elif oversized:
+            generating.cancel(
+                f"The Schemathesis pass was not run: the server answered more than {MAX_BODY_BYTES // 1024} "
+                "KiB to a scripted request, and the pass reads every answer whole."
+            )
+        evidence += side_evidence(ctx, selected, out)
+        evidence += generating.finish(evidence, notes)
+    except KeyboardInterrupt:
+        if generating is not None:
+            generating.cancel("Interrupted.")
+            generating.finish([], [])
+        raise
     finally:
+        progress.stop()
         client.close()
+    if deadline is not None and time.monotonic() >= deadline:
+        notes.append(
+            f"The run's --max-time ({settings.max_time:g} s) passed: what was still to judge is not judged."
+        )
     results = attribute(fold(rule, evidence) for rule in selected)
+    scripted_requests = len(client.log) + len(client.failures)
     report = RunReport(
         target=safe_url(settings.base_url),
         profile=settings.profile,
@@ -265,11 +327,37 @@ def run(
         untagged=generated.untagged,
         settings=_public_settings(settings, ctx.run_id),
         tool_versions=_tool_versions(),
+        requests={"scripted": scripted_requests, **engine_requests},
+        rate_limited=client.rate_limited,
     )
     paths: dict[str, Path] = {}
     if write:
         paths = _write_reports(report, settings.report_dir, notes)
     return RunOutcome(report=report, report_paths=paths, notes=tuple(notes))
+
+
+# Below this, answers come back faster than Schemathesis generates requests: the pass is CPU-bound and
+# worker processes would only add their start-up. Above it, waiting dominates and they pay.
+SLOW_ANSWER_MS: Final = 10.0
+
+
+def _lanes(settings: RunSettings, client: Client) -> int:
+    """How many worker processes generated testing gets: `concurrency` against a server slow to answer."""
+    if settings.concurrency <= 1 or settings.max_writes is not None:
+        return 1
+    answered = [reply.exchange.response.elapsed_ms for reply in client.log if reply.exchange.response]
+    return settings.concurrency if answered and min(answered) >= SLOW_ANSWER_MS else 1
+
+
+def _gate(settings: RunSettings, lanes: int) -> Any:
+    """The bound on requests in flight: shared with worker processes when there are any."""
+    if settings.concurrency <= 1:
+        return None
+    if lanes > 1:
+        from conformance.engine_parallel import new_gate
+
+        return new_gate(settings.concurrency)
+    return threading.BoundedSemaphore(settings.concurrency)
 
 
 def probe(client: Client) -> Reply:
@@ -344,28 +432,48 @@ def _kind_of(reply: Reply) -> str:
 
 
 def judge_scripted(
-    ctx: CheckContext, selected: Iterable[Rule], out: Out
+    ctx: CheckContext, selected: Iterable[Rule], out: Out, *, concurrency: int = 1
 ) -> tuple[list[Evidence], str | None]:
-    """Judge the scripted rules in catalogue order; also return why the run lost the server, if it did.
+    """Judge the scripted rules; also return why the run lost the server, if it did.
+
+    Up to `concurrency` checks are judged at once (shared fixtures are built once, by whichever check
+    needs one first, while the others wait for it); the checks that judge every answer the run has seen
+    (`reads_log`) come after all the others. Evidence and progress lines come in catalogue order
+    whatever the order the checks finish in, so that a concurrent run reads like a sequential one.
 
     A server that stops accepting connections mid-run leaves the rest unjudged: those rules are
     'skipped' with that reason (the verdict is then INCOMPLETE unless something already failed).
     """
-    evidence: list[Evidence] = []
-    gone: str | None = None
-    for rule in selected:
-        if rule.id not in CHECKS:
-            continue
-        if gone is None:
+    rules = [rule for rule in selected if rule.id in CHECKS]
+    gone: list[str] = []  # the first reason the server was lost; a list, so every thread sees it
+
+    def judge(rule: Rule) -> Evidence:
+        if not gone:
             try:
-                item = _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
+                return _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
             except ServerUnreachable as ex:
-                gone = f"The server stopped accepting connections during the run: {ex}"
-        if gone is not None:
-            item = Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=gone)
-        evidence.append(item)
-        out(_line(rule.id, item.outcome, item.message if item.outcome != "passed" else ""))
-    return evidence, gone
+                gone.append(f"The server stopped accepting connections during the run: {ex}")
+        return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=gone[0])
+
+    found: dict[str, Evidence] = {}
+    first = [rule for rule in rules if not CHECKS.get(rule.id).reads_log]
+    last = [rule for rule in rules if CHECKS.get(rule.id).reads_log]
+    for group in (first, last):
+        if concurrency <= 1 or len(group) <= 1:
+            for rule in group:
+                found[rule.id] = judge(rule)
+                _announce(out, found[rule.id])
+            continue
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="enginy-check") as pool:
+            futures = [(rule, pool.submit(judge, rule)) for rule in group]
+            for rule, future in futures:  # in catalogue order, each as soon as it and those before are done
+                found[rule.id] = future.result()
+                _announce(out, found[rule.id])
+    return [found[rule.id] for rule in rules], (gone[0] if gone else None)
+
+
+def _announce(out: Out, item: Evidence) -> None:
+    out(_line(item.rule_id, item.outcome, item.message if item.outcome != "passed" else ""))
 
 
 def _scrubbed(item: Evidence, client: Client) -> Evidence:
@@ -383,32 +491,44 @@ def _scrubbed(item: Evidence, client: Client) -> Evidence:
 
 
 def _judge_one(ctx: CheckContext, rule: Rule, registered: RegisteredCheck) -> Evidence:
-    logged, failed = len(ctx.client.log), len(ctx.client.failures)
-    try:
-        note = registered.function(ctx)
-    except RuleViolation as violation:
-        if violation.rule_id != rule.id:
-            return _internal(rule, registered, f"it raised a violation of {violation.rule_id}")
-        return Evidence.from_violation(violation, level=rule.level, source=SCRIPTED)
-    except NotApplicable as ex:
-        return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=ex.reason)
-    except ServerUnreachable:
-        raise  # nothing further can be judged: the run ends with exit 2
-    except TransportError as ex:
-        # The request reached the server and no usable answer came back: that is the server's doing.
-        exchanges = tuple(ctx.client.failures[failed:]) or tuple(r.exchange for r in ctx.client.log[logged:])
-        return Evidence(
-            rule_id=rule.id,
-            outcome="failed" if rule.level == "MUST" else "warning",
-            source=SCRIPTED,
-            message=str(ex),
-            expected="an answer within the timeout",
-            actual="no usable answer",
-            exchanges=exchanges,
-        )
-    except Exception as ex:  # a bug in a check must not cost the whole run its report
-        return _internal(rule, registered, f"{type(ex).__name__}: {ex}")
-    exchanges = tuple(reply.exchange for reply in ctx.client.log[logged:])
+    with ctx.client.capture() as captured:
+        try:
+            note = registered.function(ctx)
+        except RuleViolation as violation:
+            if violation.rule_id != rule.id:
+                return _internal(rule, registered, f"it raised a violation of {violation.rule_id}")
+            return Evidence.from_violation(violation, level=rule.level, source=SCRIPTED)
+        except OutOfTime as ex:
+            return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=ex.reason, gap=True)
+        except NotApplicable as ex:
+            return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=ex.reason)
+        except ServerUnreachable:
+            raise  # nothing further can be judged: the run ends with exit 2
+        except AnswerTimeout as ex:
+            # The docs set no response time: an answer too slow to wait for judges nothing either way.
+            return Evidence(
+                rule_id=rule.id,
+                outcome="skipped",
+                source=SCRIPTED,
+                message=f"Not judged: {ex}",
+                exchanges=tuple(captured.failures),
+                gap=True,
+            )
+        except TransportError as ex:
+            # The request reached the server and no usable answer came back: that is the server's doing.
+            exchanges = tuple(captured.failures) or tuple(reply.exchange for reply in captured.replies)
+            return Evidence(
+                rule_id=rule.id,
+                outcome="failed" if rule.level == "MUST" else "warning",
+                source=SCRIPTED,
+                message=str(ex),
+                expected="an answer within the timeout",
+                actual="no usable answer",
+                exchanges=exchanges,
+            )
+        except Exception as ex:  # a bug in a check must not cost the whole run its report
+            return _internal(rule, registered, f"{type(ex).__name__}: {ex}")
+    exchanges = tuple(reply.exchange for reply in captured.replies)
     return Evidence(
         rule_id=rule.id, outcome="passed", source=SCRIPTED, message=note or "", exchanges=exchanges
     )
@@ -454,6 +574,21 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
             if rule_id == "RESPONSE-SCHEMA" and item.outcome != "passed":
                 item = replace(item, fields=_schema_fields(ctx.schemas, replies))
             found.append(item)
+    unanswered = [exchange for exchange in ctx.client.failures if exchange.error in _NO_TIMELY_ANSWER]
+    if unanswered and "SERVER-NO-5XX" in selected:
+        # A request without an answer in time might have been a 5xx: that cannot be ruled out.
+        found.append(
+            Evidence(
+                rule_id="SERVER-NO-5XX",
+                outcome="skipped",
+                source=SIDE,
+                message=f"Not judged in full: {len(unanswered)} scripted requests "
+                "got no whole answer in time, "
+                "so whether they would have been answered with a 5xx is not known.",
+                exchanges=tuple(unanswered[:_MAX_LISTED]),
+                gap=True,
+            )
+        )
     for item in found:
         out(
             _line(
@@ -464,6 +599,10 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
             )
         )
     return found
+
+
+# How the client marks a request that got no whole answer within its deadline.
+_NO_TIMELY_ANSWER: Final = frozenset({"deadline passed", "read timeout"})
 
 
 def _server_error(reply: Reply) -> str | None:
@@ -515,65 +654,207 @@ def _every_answer(
     )
 
 
-def _run_engine(
-    settings: RunSettings,
-    selected: Catalogue,
-    so_far: list[Evidence],
-    out: Out,
-    notes: list[str],
-    *,
-    enabled: bool,
-    oversized: bool = False,
-    gone: str | None = None,
-    run_id: str = "",
-    ledger: Ledger,
-) -> list[Evidence]:
-    """Evidence from Schemathesis' generated requests; its rules are 'skipped' when it cannot run."""
-    reason = None
-    judge: EngineFunction | None = None
-    engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
-    if gone is not None:
-        reason = "The Schemathesis pass was not run: the server had stopped accepting connections."
-    elif not enabled:
-        reason = "The Schemathesis pass was turned off for this run."
-    elif oversized:
-        reason = (
-            f"The Schemathesis pass was not run: the server answered more than {MAX_BODY_BYTES // 1024} KiB "
-            "to a scripted request, and the pass reads every answer whole."
-        )
-    else:
+# How often the progress line comes while a run takes long.
+PROGRESS_EVERY_S: Final = 10.0
+
+
+class Progress:
+    """Requests done of about how many, and the time left, every PROGRESS_EVERY_S while the run lasts.
+
+    A slow server shows as slow (requests keep being done, the estimate is long), not as hung. The plan
+    counts the scripted requests and, once the pass starts, its estimate; the time left is the rest at
+    the pace so far.
+    """
+
+    def __init__(self, out: Out, *, planned: int, started: float, every: float = PROGRESS_EVERY_S) -> None:
+        self._out = out
+        self._planned = planned
+        self._started = started
+        self._every = every
+        self._generated = 0
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def plan_more(self, count: int) -> None:
+        with self._lock:
+            self._planned += count
+
+    def count(self, done: int) -> None:
+        """`done` more generated requests (called from the pass, from any thread)."""
+        with self._lock:
+            self._generated += done
+
+    @property
+    def done(self) -> int:
+        scripted = len(self._client.log) + len(self._client.failures) if self._client is not None else 0
+        with self._lock:
+            return scripted + self._generated
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (time.monotonic() if now is None else now) - self._started
+        done = self.done
+        with self._lock:
+            planned = max(self._planned, done)
+        text = f"… {done:,} of about {planned:,} requests in {elapsed:.0f} s"
+        if done and elapsed > 0:
+            left = (planned - done) * elapsed / done
+            text += f"; about {left:.0f} s left" if planned > done else "; finishing"
+        return text
+
+    def start(self, client: Client) -> None:
+        self._client = client
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tell, name="enginy-progress", daemon=True)
+            self._thread.start()
+
+    def _tell(self) -> None:
+        while not self._stopped.wait(self._every):
+            self._out(self.line())
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+
+class GeneratedPass:
+    """The Schemathesis pass of one run: started beside the scripted checks, or run after them.
+
+    Its rules are 'skipped', with the reason, when it cannot run (turned off, not installed, cancelled
+    because the server went away or answers too much) or stops early.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        selected: Catalogue,
+        out: Out,
+        *,
+        enabled: bool,
+        run_id: str,
+        ledger: Ledger,
+        covered: frozenset[str],
+        lanes: int,
+        gate: Any,
+        deadline: float | None,
+        progress: Progress,
+        requests: dict[str, int],
+    ) -> None:
+        self._settings = settings
+        self._selected = selected
+        self._out = out
+        self._run_id = run_id
+        self._ledger = ledger
+        self._covered = covered
+        self._lanes = lanes
+        self._gate = gate
+        self._deadline = deadline
+        self._progress = progress
+        self._requests = requests
+        self._found: list[Evidence] = []
+        self._reason: str | None = None
+        self._error: BaseException | None = None
+        self._cancelled: str | None = None
+        self._thread: threading.Thread | None = None
+        self._judge: EngineFunction | None = None
+        self._engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
+        self._stop: Any = threading.Event()
+        if not enabled:
+            self._reason = "The Schemathesis pass was turned off for this run."
+            return
         try:
             module = importlib.import_module("conformance.engine")
-            judge = module.judge_generated
-            engine_rules = frozenset(getattr(module, "ENGINE_RULES", SCHEMATHESIS_ONLY))
+            self._judge = module.judge_generated
+            self._engine_rules = frozenset(getattr(module, "ENGINE_RULES", SCHEMATHESIS_ONLY))
         except (ImportError, AttributeError):
-            reason = "The Schemathesis pass is not available (conformance.engine is missing)."
-    if not any(rule.id in engine_rules for rule in selected):
-        return []
-    found: list[Evidence] = []
-    if judge is not None:
-        out(f"Schemathesis pass (profile {settings.profile}) …")
+            self._reason = "The Schemathesis pass is not available (conformance.engine is missing)."
+        if lanes > 1 and self._judge is not None:
+            from conformance.engine_parallel import new_stop
+
+            self._stop = new_stop()
+
+    @property
+    def _wanted(self) -> bool:
+        return any(rule.id in self._engine_rules for rule in self._selected)
+
+    def start(self) -> None:
+        """Start the pass in a thread of its own (it returns at once)."""
+        if self._judge is None or not self._wanted or self._thread is not None or self._cancelled:
+            return
+        self._thread = threading.Thread(target=self._work, name="enginy-generated", daemon=True)
+        self._thread.start()
+
+    def cancel(self, reason: str) -> None:
+        """Stop the pass (or keep it from starting): its rules are skipped with `reason`."""
+        self._cancelled = self._cancelled or reason
+        self._stop.set()
+
+    def _work(self) -> None:
+        assert self._judge is not None
+        self._out(f"Schemathesis pass (profile {self._settings.profile}) …")
+        from conformance.engine import BUDGETS, estimated_requests, phases_for
+        from conformance.failure_map import checks_for
+
+        budget = BUDGETS[self._settings.profile]
+        checks = checks_for((rule.id for rule in self._selected), covered=self._covered)
+        self._progress.plan_more(estimated_requests(budget, phases_for(budget, checks)))
         try:
-            found = list(judge(settings, selected, progress=out, run_id=run_id, ledger=ledger))
-        except UsageError:
-            raise
+            self._found = list(
+                self._judge(
+                    self._settings,
+                    self._selected,
+                    progress=self._out,
+                    run_id=self._run_id,
+                    ledger=self._ledger,
+                    covered=self._covered,
+                    lanes=self._lanes,
+                    gate=self._gate,
+                    deadline=self._deadline,
+                    on_requests=self._progress.count,
+                    stop=self._stop,
+                    requests=self._requests,
+                )
+            )
+        except UsageError as ex:
+            self._error = ex
         except TransportError as ex:
             # The scripted checks did reach the server; their verdicts stand without this pass.
-            reason = f"The Schemathesis pass could not talk to the server: {ex}"
+            self._reason = f"The Schemathesis pass could not talk to the server: {ex}"
         except ConformanceError as ex:  # e.g. EngineError: keep what it found before it stopped
-            found = list(getattr(ex, "evidence", ()))
-            reason = f"The Schemathesis pass stopped early: {ex}"
+            self._found = list(getattr(ex, "evidence", ()))
+            self._reason = f"The Schemathesis pass stopped early: {ex}"
+        except KeyboardInterrupt as ex:
+            self._error = ex
         except Exception as ex:  # the scripted verdicts still stand without it
-            reason = f"The Schemathesis pass stopped with an internal error ({type(ex).__name__}: {ex})."
-    if reason is not None:
-        notes.append(reason)
-        out(f"- {reason}")
-    judged = {item.rule_id for item in so_far + found}
-    for rule in selected:
-        if rule.id in SCHEMATHESIS_ONLY and rule.id not in judged:
-            message = reason or "Not judged by the Schemathesis pass."
-            found.append(Evidence(rule_id=rule.id, outcome="skipped", source=ENGINE, message=message))
-    return found
+            self._reason = (
+                f"The Schemathesis pass stopped with an internal error ({type(ex).__name__}: {ex})."
+            )
+
+    def finish(self, so_far: list[Evidence], notes: list[str]) -> list[Evidence]:
+        """Wait for the pass (or run it now, after the checks) and return its evidence."""
+        if self._thread is None and self._cancelled is None:
+            if self._judge is not None and self._wanted:
+                self._work()
+        elif self._thread is not None:
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        if self._error is not None:
+            raise self._error
+        if not self._wanted:
+            return []
+        reason = self._cancelled or self._reason
+        found = [] if self._cancelled else self._found
+        if reason is not None:
+            notes.append(reason)
+            self._out(f"- {reason}")
+        judged = {item.rule_id for item in so_far + found}
+        for rule in self._selected:
+            if rule.id in SCHEMATHESIS_ONLY and rule.id not in judged:
+                message = reason or "Not judged by the Schemathesis pass."
+                found.append(Evidence(rule_id=rule.id, outcome="skipped", source=ENGINE, message=message))
+        return found
 
 
 def _write_reports(report: RunReport, directory: Path, notes: list[str]) -> dict[str, Path]:
@@ -652,6 +933,8 @@ def _public_settings(settings: RunSettings, run_id: str) -> dict[str, object]:
         "report_dir": str(settings.report_dir),
         "max_writes": settings.max_writes,
         "timeout": settings.timeout,
+        "concurrency": settings.concurrency,
+        "max_time": settings.max_time,
         "seed": settings.seed,
         "tag": settings.tag,
         "run_id": run_id,

@@ -7,6 +7,7 @@ Everything a run creates on the server is tagged so that it can be found and cle
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,13 @@ class CheckContext:
     created: list[CreatedRecord] = field(default_factory=list)
     # Shared fixtures, memoized by name (see conformance.checks._registry.shared).
     memo: dict[str, Any] = field(default_factory=dict)
+    _locks: dict[str, threading.RLock] = field(default_factory=dict, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fixture_lock(self, name: str) -> threading.RLock:
+        """The lock held while the fixture `name` is built (reentrant: a builder may ask for itself)."""
+        with self._guard:
+            return self._locks.setdefault(name, threading.RLock())
 
     @property
     def tagger(self) -> Tagger:
@@ -52,8 +60,9 @@ class CheckContext:
     def note_created(self, kind: str, record_id: object, via: str) -> None:
         if isinstance(record_id, str) and record_id:
             record = CreatedRecord(kind=kind, id=record_id, via=via)
-            if record not in self.created:
-                self.created.append(record)
+            with self._guard:
+                if record not in self.created:
+                    self.created.append(record)
 
     def note_created_from(self, kind: str, reply: Reply) -> None:
         """Record whatever a 2xx answer says was created: `{id}` or `{results: [{crmId}]}`."""

@@ -85,6 +85,9 @@ class RegisteredCheck:
     function: CheckFunction
     uses: tuple[str, ...]
     sends: tuple[Planned, ...]
+    # Judges every answer the run has seen (ERROR-BODY-JSON, TIMESTAMPS-ISO8601): it runs after all the
+    # other checks, so that it judges the same answers however many checks ran at once.
+    reads_log: bool = False
 
     @property
     def name(self) -> str:
@@ -107,7 +110,12 @@ class Registry:
         self._checks: dict[str, RegisteredCheck] = {}
 
     def check(
-        self, rule_id: str, *, uses: Iterable[str] = (), sends: Iterable[Planned] = ()
+        self,
+        rule_id: str,
+        *,
+        uses: Iterable[str] = (),
+        sends: Iterable[Planned] = (),
+        reads_log: bool = False,
     ) -> Callable[[F], F]:
         def register(function: F) -> F:
             if rule_id not in self._known:
@@ -121,7 +129,7 @@ class Registry:
                 other = self._checks[rule_id].name
                 raise RegistryError(f"{function.__name__} and {other} both judge {rule_id}; keep one.")
             self._checks[rule_id] = RegisteredCheck(
-                rule_id=rule_id, function=function, uses=tuple(uses), sends=tuple(sends)
+                rule_id=rule_id, function=function, uses=tuple(uses), sends=tuple(sends), reads_log=reads_log
             )
             return function
 
@@ -166,6 +174,8 @@ def shared(
 
     A fixture that could not be built (write budget spent, no usable answer) raises the same
     NotApplicable or TransportError to every check that needs it, without sending anything again.
+    Checks judged at the same time wait for a fixture another one is building (one lock per fixture;
+    a builder takes the locks of what it needs in the order of `needs`, which has no cycles).
     """
     if name in FIXTURES:
         raise RegistryError(f"Two shared fixtures are called {name}; rename one.")
@@ -175,19 +185,20 @@ def shared(
         @functools.wraps(builder)
         def memoized(ctx: CheckContext) -> T:
             memo: dict[str, Any] = ctx.memo
-            if name in memo:
-                value = memo[name]
-                if isinstance(value, (NotApplicable, TransportError)):
-                    raise value
-                result: T = value
-                return result
-            try:
-                built = builder(ctx)
-            except (NotApplicable, TransportError) as ex:
-                memo[name] = ex
-                raise
-            memo[name] = built
-            return built
+            with ctx.fixture_lock(name):
+                if name in memo:
+                    value = memo[name]
+                    if isinstance(value, (NotApplicable, TransportError)):
+                        raise value
+                    result: T = value
+                    return result
+                try:
+                    built = builder(ctx)
+                except (NotApplicable, TransportError) as ex:
+                    memo[name] = ex
+                    raise
+                memo[name] = built
+                return built
 
         return memoized
 

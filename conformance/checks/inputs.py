@@ -54,8 +54,8 @@ def _listing(replies: list[tuple[str, Reply]]) -> str:
 def malformed_json_is_refused(ctx: CheckContext) -> None:
     try:
         # A real task for PATCH /tasks/{taskId}, so that a 404 for an unknown task cannot hide the answer
-        # to the malformed body.
-        task_id: str | None = usable_tasks(ctx)[0].id
+        # to the malformed body; task 5, which no other check reads back (see auth_probes).
+        task_id: str | None = usable_tasks(ctx)[4].id
     except NotApplicable:
         task_id = None
     wrong: list[tuple[str, Reply]] = []
@@ -169,6 +169,7 @@ _MAX_LISTED: Final = 5
 @check(
     "ERROR-BODY-JSON",
     sends=(req("GET /health"), req("GET /tasks/{taskId}"), req("POST /tasks")),
+    reads_log=True,
 )
 def error_answers_are_json(ctx: CheckContext) -> None:
     # Three errors of its own, so the rule can be judged even when run alone: no key, unknown id, bad JSON.

@@ -622,7 +622,9 @@ def _update_problem(reply: Reply, crm_id: str) -> tuple[str, str] | None:
 
 def _known_update(ctx: CheckContext, family: Family) -> tuple[str, Reply]:
     mapped = usable_records(ctx, family)
-    crm_id = mapped.crm_ids[mapped.sent[2]["externalId"]]
+    # The bare record (4): no sync check matches on it, so a PUT that wrongly replaces the whole record
+    # changes what no other check reads, whichever of them runs first.
+    crm_id = mapped.crm_ids[mapped.sent[3]["externalId"]]
     return crm_id, _update(ctx, family, [{"crmId": crm_id, **_changes(family, 1)}])
 
 

@@ -615,17 +615,18 @@ def completion_is_stored(ctx: CheckContext) -> str:
 # --- timestamps -----------------------------------------------------------------------------------
 
 
-@check("TIMESTAMPS-ISO8601", uses=("tasks", "reads_after_completion", "activities"))
+@check("TIMESTAMPS-ISO8601", uses=("tasks", "reads_after_completion", "activities"), reads_log=True)
 def timestamps_are_iso8601(ctx: CheckContext) -> str | None:
     # Make sure there is something to judge even when run alone; then judge every answer so far.
     created_tasks(ctx)
     for build in (reads_after_completion, created_activities):
         with contextlib.suppress(NotApplicable):  # judged with what the other answers hold
             build(ctx)
-    seen = 0
+    seen = answers = 0
     for reply in list(ctx.client.log):
         if not reply.ok or not reply.valid or reply.sent.operation not in _TIMESTAMP_OPERATIONS:
             continue
+        answers += 1
         for item in objects_in(reply):
             for name in _TIMESTAMP_FIELDS:
                 if name not in item or item[name] is None:
@@ -642,7 +643,9 @@ def timestamps_are_iso8601(ctx: CheckContext) -> str | None:
     if not seen:
         # "Every timestamp the server answers": an answer that shows none breaks nothing.
         return "No answer showed a timestamp (dueDate, completedAt, occurredAt), so none could be wrong."
-    return f"{seen} timestamps in the answers, every one ISO 8601."
+    # Answers, not timestamps, are counted: checks judged side by side may read a task just before or
+    # just after another completes it (completedAt null or set), and the verdict's words must not vary.
+    return f"Every timestamp in {answers} answers is ISO 8601."
 
 
 # --- batches --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ __all__ = ["FORMAT", "REPORT_SCHEMA_PATH", "VERSION", "to_document", "write_json
 
 FORMAT: Final = "enginy-conformance-report"
 # Bump on any change that can break a reader (a field removed, renamed or retyped); adding is not one.
-VERSION: Final = 2
+VERSION: Final = 3
 REPORT_SCHEMA_PATH: Final = Path(__file__).with_name("report.schema.json")
 
 
@@ -66,6 +66,7 @@ def _evidence(item: Evidence, header: str) -> dict[str, Any]:
         "expected": item.expected,
         "actual": item.actual,
         "root_cause": item.root_cause,
+        "gap": item.gap,
         "exchanges": [_exchange(exchange, header) for exchange in item.exchanges],
     }
 
@@ -109,6 +110,8 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "results": [_result(result, header) for result in report.results],
         "created": [{"kind": record.kind, "id": record.id, "via": record.via} for record in report.created],
         "untagged_records": report.untagged,
+        "requests": {"scripted": 0, **dict(report.requests), "total": sum(report.requests.values())},
+        "rate_limited": report.rate_limited,
         "settings": scrub_settings(report.settings),
         "tool_versions": dict(report.tool_versions),
     }

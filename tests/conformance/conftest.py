@@ -18,6 +18,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -284,6 +285,14 @@ class FakeCRM:
 SCHEMAS = SpecSchemas()
 
 
+@dataclass
+class Trickle:
+    """An answer body sent one byte every `every_s` seconds: a read never times out, the answer never ends."""
+
+    payload: Any
+    every_s: float = 0.5
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -293,13 +302,22 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
         with self.server.lock:
             status, payload = self.server.app.handle(request)
+        trickle = payload if isinstance(payload, Trickle) else None
+        if trickle is not None:
+            payload = trickle.payload
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
         self.send_response(status)
         if not isinstance(payload, bytes):
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if trickle is None:
+            self.wfile.write(data)
+            return
+        for offset in range(len(data)):
+            self.wfile.write(data[offset : offset + 1])
+            self.wfile.flush()
+            time.sleep(trickle.every_s)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 

@@ -129,8 +129,9 @@ class App:
             return 404, None  # HTML page
         if method not in handlers:
             raise HttpError(405, "Method not allowed")
-        self.body = body
         with s.lock:
+            # Under the lock: a body kept on the app is shared by every request thread.
+            self.body = body
             result: tuple[int, Any] = handlers[method]()
             return result
 

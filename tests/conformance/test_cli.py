@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from conformance.cli import cli
 from enginy_spec import load_catalogue
+from tests.conformance.conftest import Answer, FakeCRM, Request, Trickle
 
 KEY = "fake-key-0123456789"  # FakeCRM's key
 # Rules the Schemathesis pass does not judge: runs limited to them stay scripted, and fast.
@@ -179,7 +180,40 @@ def test_a_server_that_never_answers_is_bounded_by_timeout(hostile):
     started = time.monotonic()
     line = one_clean_line(invoke("run", "--base-url", server.url, "--timeout", "0.5"))
     assert time.monotonic() - started < 5
-    assert "no answer within 0.5 s" in line
+    assert "within 0.5 s (--timeout)" in line
+
+
+def test_an_answer_trickled_past_the_timeout_leaves_its_rules_not_judged(fake_crm, tmp_path):
+    # One byte every 0.3 s: no read ever times out, so only a deadline on the whole answer ends it.
+    def trickle_batches(request: Request, _app: FakeCRM) -> Answer | None:
+        if request.method == "POST" and request.path == "/tasks/batch":
+            return 200, Trickle([{"id": "task-1", "subject": "a task", "completed": False}], every_s=0.3)
+        return None
+
+    crm = fake_crm(override=trickle_batches)
+    result = invoke(
+        "run", "--base-url", crm.url, "--only", "TASK-BATCH-GET-ARRAY,HEALTH-OK", "--timeout", "1",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "INCOMPLETE" in result.output
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    outcome = next(item for item in report["results"] if item["rule"] == "TASK-BATCH-GET-ARRAY")
+    assert outcome["outcome"] == "skipped"
+    assert "within 1 s (--timeout)" in json.dumps(outcome["evidence"])
+
+
+def test_max_time_ends_a_slow_run_incomplete_with_its_reports(mock_starter, tmp_path):
+    slow = mock_starter("--fault", "latency:ms=300", "--threads", "32", key=KEY)
+    started = time.monotonic()
+    result = invoke("run", "--base-url", slow.url, "--max-time", "4s", "--report-dir", str(tmp_path))
+    # A whole quick run at 300 ms an answer takes well over a minute; this one ends near its limit.
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 3, result.output
+    assert "--max-time (4 s) passed" in result.output
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["verdict"] == "incomplete"
+    assert any("--max-time" in json.dumps(item["evidence"]) for item in report["results"])
 
 
 def test_html_502_pages(hostile, answer):

@@ -60,6 +60,8 @@ def test_every_setting_can_come_from_the_file(tmp_path):
         max-writes = 50
         timeout = 2.5
         seed = 7
+        concurrency = 4
+        max-time = "5m"
         """.replace("        ", ""),
     )
     resolved = resolve_settings({}, {}, cwd=tmp_path)  # found in the working directory
@@ -72,8 +74,31 @@ def test_every_setting_can_come_from_the_file(tmp_path):
         ("TASK-GET", "HEALTH-OK"),
     )
     assert (s.report_dir, s.max_writes, s.timeout, s.seed) == (Path("out"), 50, 2.5, 7)
+    assert (s.concurrency, s.max_time) == (4, 300.0)
     assert resolved.config_file == tmp_path / CONFIG_FILE_NAME
     assert resolved.describe_source("api_key") == f"api-key in {tmp_path / CONFIG_FILE_NAME}"
+
+
+def test_concurrency_and_max_time_default_to_16_and_none():
+    settings = resolve_settings({}, TARGET).settings
+    assert (settings.concurrency, settings.max_time) == (16, None)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "expected"),
+    [
+        (
+            {"concurrency": 2, "max_time": "90s"},
+            {"ENGINY_CONCURRENCY": "8", "ENGINY_MAX_TIME": "5m"},
+            (2, 90.0),
+        ),
+        ({}, {"ENGINY_CONCURRENCY": "1", "ENGINY_MAX_TIME": "2m"}, (1, 120.0)),
+        ({}, {"ENGINY_MAX_TIME": "45"}, (16, 45.0)),
+    ],
+)
+def test_concurrency_and_max_time_from_flags_then_environment(flags, env, expected):
+    settings = resolve_settings(flags, {**TARGET, **env}).settings
+    assert (settings.concurrency, settings.max_time) == expected
 
 
 def test_only_from_the_environment_is_comma_or_space_separated():
@@ -103,6 +128,11 @@ def test_only_from_the_environment_is_comma_or_space_separated():
             "unknown key 'base_url' \\(did you mean base-url\\?\\)",
         ),
         ({}, {}, "timeout = [", "not valid TOML"),
+        ({"concurrency": 0}, {}, "", "--concurrency must be a whole number from 1 to 64"),
+        ({}, {"ENGINY_CONCURRENCY": "lots"}, "", "ENGINY_CONCURRENCY in the environment must be a whole"),
+        ({}, {}, "concurrency = 65", "concurrency in .* must be a whole number from 1 to 64"),
+        ({}, {"ENGINY_MAX_TIME": "soon"}, "", "ENGINY_MAX_TIME in the environment must be"),
+        ({"max_time": "-5s"}, {}, "", "--max-time must be"),
     ],
 )
 def test_bad_values_name_their_source(tmp_path, flags, env, file, message):

@@ -413,8 +413,10 @@ def test_conformant_server_passes(serve: Serve, tmp_path: Path, monkeypatch: pyt
     # The --max-writes gate rests on this estimate; ignored_auth probes and shrinking add a little.
     assert 0.75 * traffic.writes <= estimated_writes(SMALL_ALL_PHASES) <= 1.25 * traffic.writes
     assert list(tmp_path.iterdir()) == []
-    for phase in ("examples", "coverage", "fuzzing", "stateful"):
+    for phase in ("coverage", "fuzzing", "stateful"):
         assert any(f"{phase} phase finished" in message for message in messages), messages
+    # The coverage phase sends the schema's examples too: a phase of its own would send them twice.
+    assert any("examples phase skipped" in message for message in messages), messages
 
 
 @pytest.mark.parametrize(
@@ -567,13 +569,15 @@ def test_users_501_is_not_a_server_error(serve: Serve) -> None:
     assert "INPUT-VALID-ACCEPTED" not in failures(evidence)
 
 
-def test_no_answer_is_a_server_failure_with_the_request(serve: Serve) -> None:
+def test_no_answer_in_time_leaves_the_rule_not_judged_with_the_request(serve: Serve) -> None:
+    # The docs set no response time: a request cut at --timeout shows neither a 5xx nor its absence.
     url, _ = serve("SLOW")
     settings = settings_for(url, timeout=0.3, only=("SERVER-NO-5XX",))
     evidence = judge_generated(settings, load_catalogue(), budget=EXAMPLES_ONLY)
-    found = [e for e in evidence if e.rule_id == "SERVER-NO-5XX" and e.outcome == "failed"]
-    assert found, evidence
-    exchange = found[0].exchanges[0]
+    assert not [e for e in evidence if e.outcome == "failed"], evidence
+    gaps = [e for e in evidence if e.rule_id == "SERVER-NO-5XX" and e.gap]
+    assert gaps and "no whole answer within --timeout" in gaps[0].message, evidence
+    exchange = gaps[0].exchanges[0]
     assert exchange.response is None and exchange.error
     assert exchange.request.url.endswith("/tasks")
     assert exchange.request.headers["X-API-Key"] == REDACTED

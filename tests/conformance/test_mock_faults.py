@@ -66,6 +66,35 @@ def judged(url: str, key: str, tmp_path: Path, *, engine: bool, write: bool = Fa
     return outcome, lines
 
 
+# Record ids, run ids and durations differ from run to run by design; nothing else may.
+_VARYING = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuids
+    r"|\b(?:task|act|ctc|cmp|con|com|contact|company|activity)[-_][0-9A-Za-z]+"  # prefixed ids
+    r"|\b\d+(?:\.\d+)? ?(?:s|ms)\b"  # durations
+)
+
+
+def fingerprint(outcome) -> dict[str, Any]:
+    """What a report says, timings and the ids the server drew aside: every rule's outcome, and every
+    piece of evidence's outcome, source, gap and message."""
+    run_id = str(outcome.report.settings["run_id"])
+
+    def normal(text: str) -> str:
+        return _VARYING.sub("…", text.replace(run_id, "RUN"))
+
+    return {
+        result.rule.id: (
+            result.outcome,
+            sorted((e.outcome, e.source, e.gap, normal(e.message)) for e in result.evidence),
+        )
+        for result in outcome.report.results
+    } | {"exit": outcome.exit_code}
+
+
+def differences(one: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    return {k: (one.get(k), other.get(k)) for k in one.keys() | other.keys() if one.get(k) != other.get(k)}
+
+
 def bad_rules(outcome) -> dict[str, str]:
     return {r.rule.id: r.outcome for r in outcome.report.results if r.outcome in ("failed", "warning")}
 
@@ -180,12 +209,28 @@ def test_each_rule_fault_fails_exactly_its_rule(faulty_mock, tmp_path, fault):
     rule = fault["rule"]
     faulty_mock.switch(fault["id"])
     # Schemathesis judges the rules only it can judge; everything else is scripted, for speed.
-    outcome, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=rule in SCHEMATHESIS_ONLY)
+    engine = rule in SCHEMATHESIS_ONLY
+    outcome, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=engine)
     expected = {rule: "failed" if fault["level"] == "MUST" else "warning"}
     expected |= {other: "failed" for other in KNOCK_ON.get(rule, ())}
     assert bad_rules(outcome) == expected
     # A MUST failure anywhere (the rule itself, or a MUST knock-on of a SHOULD fault) fails the run.
     assert outcome.exit_code == (1 if "failed" in expected.values() else 0)
+    if not engine:
+        # Checks judged side by side (the default) say word for word what one at a time says
+        # (test_concurrency compares the generated pass).
+        faulty_mock.switch(fault["id"])
+        sequential, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=False, concurrency=1)
+        assert differences(fingerprint(sequential), fingerprint(outcome)) == {}
+
+
+def test_the_conformant_mock_is_judged_alike_one_request_at_a_time(faulty_mock, tmp_path):
+    faulty_mock.switch()
+    concurrent, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=False)
+    faulty_mock.switch()
+    sequential, _ = judged(faulty_mock.url, faulty_mock.key, tmp_path, engine=False, concurrency=1)
+    assert concurrent.report.settings["concurrency"] > 1
+    assert differences(fingerprint(sequential), fingerprint(concurrent)) == {}
 
 
 def test_knock_ons_are_ones_the_mock_declares():

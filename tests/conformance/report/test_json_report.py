@@ -40,7 +40,7 @@ def test_schema_rejects_what_it_should(document: dict[str, Any]) -> None:
 
 def test_header_fields(document: dict[str, Any], report: RunReport) -> None:
     assert document["format"] == FORMAT == "enginy-conformance-report"
-    assert document["version"] == VERSION == 2
+    assert document["version"] == VERSION == 3
     assert document["verdict"] == "failed"
     assert document["target"] == "http://crm.test"
     assert document["profile"] == "quick"
