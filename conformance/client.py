@@ -228,24 +228,26 @@ class _Holder:
 _WATCH = _Watch()
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Mixed into urllib3's connections: the one carrying this thread's request, and its socket."""
+
+    sock: Any
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         holder = _WATCH.holder
         if holder is not None:
             holder.connection = self
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
         if holder is not None:
             holder.sock = self.sock
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        holder = _WATCH.holder
-        if holder is not None:
-            holder.connection = self
-        super().request(*args, **kwargs)
-        if holder is not None:
-            holder.sock = self.sock
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

@@ -77,7 +77,7 @@ def _pretty(text: str | None) -> str:
         return "(no body)"
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to indent: shown as it came
         return text
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["REDACTED", "Journal", "JournalEntry", "redact", "redact_headers", "truncate_body"]
+__all__ = ["REDACTED", "Journal", "JournalEntry", "redact", "redact_headers", "redact_words", "truncate_body"]
 
 REDACTED = "[REDACTED]"
 # Headers that carry credentials by convention; redacted even when they hold no configured secret.
@@ -57,15 +57,34 @@ def redact_headers(
     names = {name.lower() for name in sensitive} | _ALWAYS_REDACTED
     exact = set(secrets)
     return {
-        name: REDACTED if name.lower() in names or value in exact else _redact_words(value, exact)
+        name: REDACTED if name.lower() in names or value in exact else redact_words(value, exact)
         for name, value in headers.items()
     }
 
 
-def _redact_words(value: str, secrets: set[str]) -> str:
-    """A header value with every word that is a secret replaced (``Bearer k``), then `redact` applied."""
+def redact_words(value: str, secrets: set[str]) -> str:
+    """Text with every word that is a secret replaced (``Bearer k``, ``ID: k``), then `redact` applied."""
     words = re.split(r"([\s,;=]+)", value)
     return redact("".join(REDACTED if word in secrets else word for word in words), secrets)
+
+
+def _redact_escaped(text: str, secrets: Sequence[str]) -> str:
+    """A JSON body that spells a secret with \\u escapes, redacted as the JSON it decodes to.
+
+    The text redaction cannot see `"\\u0063anary"` as `"canary"`, but anything that shows the body
+    decoded (the inspector, a HAR viewer) would. Only such a body is re-serialised; any other is kept
+    byte for byte.
+    """
+    if "\\u" not in text:
+        return text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    decoded = json.dumps(value, ensure_ascii=False)
+    if redact(decoded, secrets) == decoded:
+        return text
+    return redact(decoded, secrets)
 
 
 def truncate_body(raw: bytes | None, limit: int, secrets: Sequence[str]) -> str | None:
@@ -74,6 +93,7 @@ def truncate_body(raw: bytes | None, limit: int, secrets: Sequence[str]) -> str 
         return None
     # Decode only what can be shown (a UTF-8 character is at most 4 bytes): answers can be megabytes.
     text = redact(raw[: limit * 4].decode("utf-8", errors="replace"), secrets)
+    text = _redact_escaped(text, secrets)
     if len(text) > limit or len(raw) > limit * 4:
         return f"{text[:limit]}... [{len(raw)} bytes in all]"
     return text

@@ -12,24 +12,34 @@ is never journaled nor bent by faults:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import falcon
 
+from mock_server.bodies import read_body
 from mock_server.config import ADMIN_TOKEN_HEADER
 from mock_server.errors import (
     ApiError,
     DropConnection,
     Forbidden,
+    PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
 )
-from mock_server.journal import REDACTED, JournalEntry, redact, redact_headers, truncate_body
+from mock_server.journal import (
+    REDACTED,
+    JournalEntry,
+    redact,
+    redact_headers,
+    redact_words,
+    truncate_body,
+)
 from mock_server.runtime import Runtime, note
 
 __all__ = [
@@ -87,13 +97,20 @@ def _redact_uri(uri: str, secrets: Iterable[str]) -> str:
     variants = [
         form for secret in secrets if secret for form in (secret, quote(secret, safe=""), quote_plus(secret))
     ]
+    exact = {secret for secret in secrets if secret}
     path, _, query = uri.partition("?")
+    # Compared decoded: a client may percent-encode any character (`%2D` for `-`), and a HAR shows the
+    # query decoded. A path segment that is the key (a key sent as a task id) is redacted the same way.
+    path = "/".join(REDACTED if unquote(segment) in exact else segment for segment in path.split("/"))
     if query:
         pairs = [pair.partition("=") for pair in query.split("&")]
         query = "&".join(
-            f"{name}{sep}{REDACTED if value in variants else value}" for name, sep, value in pairs
+            f"{name}{sep}{REDACTED if value in variants or unquote_plus(value) in exact else value}"
+            for name, sep, value in pairs
         )
         uri = f"{path}?{query}"
+    else:
+        uri = path
     return redact(uri, variants)
 
 
@@ -112,6 +129,20 @@ def _matches_any(value: str, secrets: Iterable[str]) -> bool:
     for secret in secrets:
         found |= hmac.compare_digest(candidate, secret.encode("utf-8"))
     return found
+
+
+def _unread_body(req: falcon.Request, limit: int) -> bytes | None:
+    """The body of a request answered before anything read it (a fault, a 401, a 405), for the journal.
+
+    Without it the journal, its HAR and a replay of that HAR would say the request had no body.
+    """
+    if not req.content_length and not req.env.get("wsgi.input_terminated"):
+        return None
+    # What could be read is kept: a body too large or cut off is no reason to lose the entry.
+    with contextlib.suppress(PayloadTooLarge, OSError, ValueError):
+        read_body(req, limit)
+    body: bytes | None = getattr(req.context, "raw_body", None)
+    return body or None
 
 
 class JournalRecorder:
@@ -152,6 +183,8 @@ class JournalRecorder:
         secrets = rt.config.secrets
         limit = rt.config.journal_body_chars
         raw_body: bytes | None = getattr(req.context, "raw_body", None)
+        if raw_body is None:
+            raw_body = _unread_body(req, rt.config.max_body_bytes)
         rt.journal.record(
             JournalEntry(
                 time=rt.now(),
@@ -163,7 +196,8 @@ class JournalRecorder:
                 ),
                 request_body=truncate_body(raw_body, limit, secrets),
                 response_body=truncate_body(body, limit, secrets),
-                why=why,
+                # The reasons quote what the client sent (an unknown id may be the key itself).
+                why=redact_words(why, set(secrets)),
                 duration_ms=duration_ms,
                 response_headers=redact_headers(headers or {}, sensitive=(), secrets=secrets),
                 request_bytes=None if raw_body is None else len(raw_body),

@@ -221,3 +221,26 @@ def test_headless_chromium_renders_the_inspector(make_live, chromium, tmp_path):
     # For docs/img/: ENGINY_SCREENSHOT_DIR=docs/img pytest -k headless_chromium_renders_the_inspector
     if os.environ.get("ENGINY_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ENGINY_SCREENSHOT_DIR"]) / "inspector.png")
+
+
+def test_no_request_breaks_the_page_a_body_nested_2000_deep_included(mock):
+    # Answered 400 (too deep), and kept in the journal as it came; the page must still render.
+    deep = mock.client.simulate_post(
+        "/tasks", body="[" * 2000 + "]" * 2000, headers={"Content-Type": "application/json"}
+    )
+    assert deep.status_code == 400
+    page = mock.bare.simulate_get("/__admin/inspector", headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert page.status_code == 200
+    assert "[[[[" in page.text
+
+
+def test_a_key_spelled_with_json_escapes_is_not_decoded_onto_the_page(mock):
+    escaped = "".join(f"\\u{ord(char):04x}" for char in mock.api_key)
+    # No subject: answered 400 and not stored, so only the journal holds the body.
+    refused = mock.client.simulate_post(
+        "/tasks", body=f'{{"description": "{escaped}"}}', headers={"Content-Type": "application/json"}
+    )
+    assert refused.status_code == 400
+    page = mock.bare.simulate_get("/__admin/inspector", headers={"X-Admin-Token": ADMIN_TOKEN})
+    assert page.status_code == 200
+    assert mock.api_key not in page.text and escaped not in page.text

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from mock_server.journal import REDACTED, Journal, JournalEntry, redact, redact_headers, truncate_body
 
 
@@ -117,3 +121,51 @@ def test_the_access_log_is_one_line_per_request_even_for_hostile_paths(mock, cap
         "GET /tasks/a\\nb\\x00c -> 404",
         "GET /health -> 200",
     ]
+
+
+@pytest.mark.parametrize(
+    ("faults", "method", "path", "headers", "status"),
+    [
+        (("TASK-BATCH-ROUTE",), "POST", "/tasks/batch", None, 405),  # a fault that answers first
+        ((), "POST", "/tasks", {"X-API-Key": "wrong-guess"}, 401),  # refused before the body is read
+        (("rate-limit:rate=1",), "POST", "/tasks", None, 429),  # a transport fault, before everything
+    ],
+    ids=["rule-fault", "refused-key", "transport-fault"],
+)
+def test_a_request_answered_before_its_body_was_read_keeps_its_body(
+    make_mock, faults, method, path, headers, status
+):
+    # Otherwise the journal, its HAR and a replay of that HAR would say the request had no body.
+    mock = make_mock()
+    if faults:
+        mock.set_faults(*faults)
+    body = {"ids": ["task-1"], "completed": True} if path == "/tasks/batch" else {"subject": "kept"}
+    client = mock.bare if headers else mock.client
+    result = client.simulate_request(method, path, json=body, headers=headers)
+    assert result.status_code == status
+    newest = mock.journal()[0]
+    assert json.loads(newest["request_body"]) == body
+    har = mock.admin("GET", "journal.har").json
+    assert json.loads(har["log"]["entries"][-1]["request"]["postData"]["text"]) == body
+
+
+def test_the_key_is_redacted_however_the_client_encoded_it(make_mock):
+    mock = make_mock()
+    key = mock.api_key
+    encoded = "".join(f"%{byte:02X}" for byte in key.encode())  # every character percent-encoded
+    mock.client.simulate_get(f"/tasks/{key}")  # the key sent as a task id: 404, "No task ... ID: <key>"
+    mock.client.simulate_get("/health", query_string=f"k={encoded}")
+    mock.client.simulate_get(f"/tasks/{encoded}")
+    escaped = "".join(f"\\u{ord(char):04x}" for char in key)
+    mock.client.simulate_post(
+        "/tasks", body=f'{{"description": "{escaped}"}}', headers={"Content-Type": "application/json"}
+    )
+    journal = json.dumps(mock.journal(), ensure_ascii=False)
+    har = mock.admin("GET", "journal.har").text
+    lines = mock.admin("GET", "journal.jsonl").text
+    for shown in (journal, har, lines):
+        assert key not in shown and encoded not in shown and escaped not in shown
+    # Decoded the way a HAR viewer decodes it, too.
+    assert key not in json.dumps(json.loads(har), ensure_ascii=False)
+    har_entries = json.loads(har)["log"]["entries"]
+    assert [q["value"] for e in har_entries for q in e["request"]["queryString"]] == [REDACTED]
