@@ -192,6 +192,9 @@ class Recording:
     steps: tuple[Step, ...]
     base: str = ""  # the recorded origin and base path the steps are relative to, when known
     notes: tuple[str, ...] = ()
+    # For a report: the rules it found broken (failed or warning), in its order. Replay judges one
+    # exchange at a time, so a rule that needs a sequence is "not judged" here, never "passed".
+    broken_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +237,16 @@ def read_recording(path: Path, *, api_key_header: str = DEFAULT_KEY_HEADER) -> R
     if key_header:
         key_names.add(key_header.lower())
     steps, more = _steps(raws, key_names, trust_missing_key=kind == "report")
-    return Recording(source=path, kind=kind, steps=steps, base=base, notes=tuple(notes + more))
+    broken: tuple[str, ...] = ()
+    if kind == "report":
+        broken = tuple(
+            str(result["rule"])
+            for result in data["results"]
+            if isinstance(result, dict) and result.get("outcome") in ("failed", "warning")
+        )
+    return Recording(
+        source=path, kind=kind, steps=steps, base=base, notes=tuple(notes + more), broken_rules=broken
+    )
 
 
 def _load(path: Path) -> Any:
@@ -719,8 +731,19 @@ class ReplayOutcome:
         return sum(len(r.warnings) for r in self.results)
 
     @property
-    def verdict(self) -> Literal["passed", "failed"]:
-        return "failed" if self.with_must_violations else "passed"
+    def not_judged(self) -> tuple[str, ...]:
+        """Rules the report found broken that no replayed exchange judged (they need a sequence)."""
+        judged = {j.rule_id for result in self.results for j in result.judgements}
+        return tuple(rule for rule in self.recording.broken_rules if rule not in judged)
+
+    @property
+    def verdict(self) -> Literal["passed", "failed", "incomplete"]:
+        if self.with_must_violations:
+            return "failed"
+        catalogue = load_catalogue()
+        if any(rule in catalogue and catalogue.get(rule).level == "MUST" for rule in self.not_judged):
+            return "incomplete"
+        return "passed"
 
     @property
     def problem(self) -> str | None:
@@ -759,7 +782,7 @@ class ReplayOutcome:
     def exit_code(self) -> int:
         if self.problem is not None:
             return 2
-        return 1 if self.verdict == "failed" else 0
+        return {"failed": 1, "incomplete": 3, "passed": 0}[self.verdict]
 
 
 @functools.cache
@@ -1052,10 +1075,22 @@ def summary_lines(outcome: ReplayOutcome) -> list[str]:
             listed = "; ".join(f"{rule} (#{', #'.join(map(str, steps))})" for rule, steps in where.items())
             lines.append(f"{title}: {listed}")
     lines += [f"Note: {note}" for note in outcome.recording.notes]
+    if outcome.not_judged:
+        rules = ",".join(outcome.not_judged)
+        lines.append(
+            f"Not judged by replay: {', '.join(outcome.not_judged)}. The report found "
+            f"{'it' if len(outcome.not_judged) == 1 else 'them'} broken, but replay judges one request at "
+            "a time and these need a sequence (create, then read, ...); judge them with: "
+            f"enginy-conformance run --base-url {outcome.target} --only {rules}"
+        )
     if outcome.problem is not None:
         pass  # the one error line says why nothing can be concluded
     elif outcome.verdict == "failed":
         lines.append("FAILED: a MUST rule does not hold.")
+    elif outcome.verdict == "incomplete":
+        lines.append(
+            "INCOMPLETE: no MUST rule broke on the replayed requests, but a MUST rule was not judged."
+        )
     else:
         lines.append("PASSED: no MUST rule broke.")
     return lines
@@ -1100,6 +1135,7 @@ def to_json(outcome: ReplayOutcome) -> dict[str, Any]:
         "verdict": outcome.verdict,
         "exit_code": outcome.exit_code,
         "problem": outcome.problem,
+        "not_judged": list(outcome.not_judged),
         "recording": _recording_json(outcome.recording),
         "target": outcome.target,
         "started_at": outcome.started_at,
@@ -1185,6 +1221,19 @@ def to_run_report(
                 outcome="passed",
                 source="replay",
                 message=f"The rule held for {count} replayed request{'s' if count != 1 else ''}.",
+            )
+        )
+    for rule_id in outcome.not_judged:
+        by_rule.setdefault(rule_id, []).append(
+            Evidence(
+                rule_id=rule_id,
+                outcome="skipped",
+                source="replay",
+                message=(
+                    "Not judged: the report found this rule broken, and replay judges one request at a time; "
+                    f"this rule needs a sequence. Judge it with: enginy-conformance run --only {rule_id}"
+                ),
+                gap=True,
             )
         )
     results = tuple(fold(rule, by_rule[rule.id]) for rule in catalogue if rule.id in by_rule)

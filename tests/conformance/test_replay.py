@@ -486,6 +486,31 @@ def test_the_failing_cases_of_a_run_report_replay_against_any_server(batch_route
     assert "recorded 405" in against_conformant.output or "recorded 404" in against_conformant.output
 
 
+def test_a_rule_that_needs_a_sequence_is_not_judged_by_replay_never_passed(start_mocks, tmp_path):
+    # Completion that does not persist shows only in complete-then-read: replayed one request at a
+    # time, every exchange looks fine. That is "not judged" (exit 3), with the run that judges it.
+    broken = start_mocks("--fault", "TASK-COMPLETION-PERSISTS", key=CANARY)
+    reports = tmp_path / "run"
+    ran = invoke(
+        "run", "--base-url", broken.url, "--only", "TASK-COMPLETION-PERSISTS", "--report-dir", str(reports)
+    )
+    assert ran.exit_code == 1, ran.output
+    out = tmp_path / "replayed"
+    again = invoke("replay", str(reports / "report.json"), "--base-url", broken.url, "--report-dir", str(out))
+    assert again.exit_code == 3, again.output
+    assert "Not judged by replay: TASK-COMPLETION-PERSISTS" in again.output
+    assert f"enginy-conformance run --base-url {broken.url} --only TASK-COMPLETION-PERSISTS" in again.output
+    assert "PASSED" not in again.output and "INCOMPLETE" in again.output
+    document = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert document["verdict"] == "incomplete" and document["exit_code"] == 3
+    result = next(item for item in document["results"] if item["rule"] == "TASK-COMPLETION-PERSISTS")
+    assert result["outcome"] == "skipped"
+    as_json = json.loads(
+        invoke("replay", str(reports / "report.json"), "--base-url", broken.url, "--json").output
+    )
+    assert as_json["not_judged"] == ["TASK-COMPLETION-PERSISTS"] and as_json["exit_code"] == 3
+
+
 def test_report_dir_writes_valid_reports_that_replay_again(batch_route_fault, session_har, tmp_path):
     out = tmp_path / "replay-reports"
     result = invoke("replay", str(session_har), "--base-url", batch_route_fault.url, "--report-dir", str(out))
