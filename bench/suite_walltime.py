@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from conformance.engine import BUDGETS, ENGINE_RULES, Budget, judge_generated  # noqa: E402
+from conformance.engine import BUDGETS, ENGINE_RULES, Budget, judge_generated, phases_for  # noqa: E402
 from conformance.failure_map import checks_for  # noqa: E402
 from conformance.settings import RunSettings  # noqa: E402
 from enginy_spec import OPENAPI_PATH, load_catalogue  # noqa: E402
@@ -160,8 +160,9 @@ def _toml(budget: Budget, timeout: float, workers: int) -> str:
         'database = "none"',
         f"max-examples = {budget.max_examples}",
     ]
+    phases = phases_for(budget, checks_for(ENGINE_RULES))  # the phases the suite's pass runs
     for phase in ("examples", "coverage", "fuzzing", "stateful"):
-        lines += [f"[phases.{phase}]", f"enabled = {'true' if phase in budget.phases else 'false'}"]
+        lines += [f"[phases.{phase}]", f"enabled = {'true' if phase in phases else 'false'}"]
         if phase == "coverage":
             lines.append("unexpected-methods = []")
         if phase == "stateful":
@@ -266,9 +267,10 @@ def render(results: Sequence[Measurement], out: Callable[[str], None] = print) -
     out(f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
     for profile in PROFILES:
         budget = BUDGETS[profile]  # type: ignore[index]
+        phases = phases_for(budget, checks_for(ENGINE_RULES))  # what the suite's pass runs
         out(
-            f"Profile {profile}: phases {', '.join(budget.phases)}; {budget.max_examples} examples per "
-            f"operation; stateful max-steps {budget.stateful_steps}; seed 0"
+            f"Profile {profile}: the suite's phases {', '.join(phases)}; {budget.max_examples} examples "
+            f"per operation; stateful max-steps {budget.stateful_steps}; seed 0"
         )
     out(f"Default --concurrency: {RunSettings(base_url='http://x', api_key='k').concurrency}")
     out("")

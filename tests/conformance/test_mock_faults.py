@@ -109,6 +109,11 @@ def test_the_conformant_mock_passes_every_rule_and_the_canary_never_leaks(mock, 
     texts = ["\n".join(lines)] + [path.read_text(encoding="utf-8") for path in outcome.report_paths.values()]
     assert outcome.report_paths and all(mock.key not in text for text in texts)
     assert outcome.report.created and all(record.id for record in outcome.report.created)
+    # Requests per phase: the examples phase is not run (coverage sends the schema's examples too).
+    requests = json.loads(outcome.report_paths["json"].read_text(encoding="utf-8"))["requests"]
+    assert set(requests) == {"scripted", "coverage", "fuzzing", "stateful", "total"}, requests
+    assert requests["total"] == sum(v for k, v in requests.items() if k != "total")
+    assert requests["scripted"] > 100 and requests["coverage"] > 100
 
 
 def test_every_record_a_run_leaves_on_a_fresh_mock_is_tagged_and_listed(mock_starter, tmp_path):

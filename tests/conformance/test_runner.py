@@ -10,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 from conformance.checks import CHECKS
+from conformance.client import Client
 from conformance.errors import TransportError, UsageError
-from conformance.runner import describe_plan, plan_run, run, summary_table
+from conformance.runner import Progress, describe_plan, plan_run, run, summary_table
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue
 
@@ -159,3 +160,18 @@ def test_the_summary_table(fake_crm, judge):
         line.startswith("AUTH-401-NOT-403") and "! warning" in line and "403" in line for line in table
     )
     assert table[-1].startswith("2 passed, 0 failed, 1 warning, 0 skipped") and "PASSED" in table[-1]
+
+
+def test_progress_tells_requests_done_of_planned_and_the_time_left() -> None:
+    lines: list[str] = []
+    progress = Progress(lines.append, planned=100, started=0.0)
+    client = Client(base_url="http://x", api_key=KEY)
+    progress.start(client)
+    progress.stop()  # no thread needed: the line is asked for at given moments
+    assert progress.line(now=5.0) == "… 0 of about 100 requests in 5 s"
+    progress.count(25)
+    assert progress.line(now=10.0) == "… 25 of about 100 requests in 10 s; about 30 s left"
+    progress.plan_more(50)  # the generated pass adds its estimate once it starts
+    assert progress.line(now=10.0) == "… 25 of about 150 requests in 10 s; about 50 s left"
+    progress.count(200)  # more than planned: never "-10 s left"
+    assert progress.line(now=20.0) == "… 225 of about 225 requests in 20 s; finishing"
