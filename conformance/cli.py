@@ -247,6 +247,49 @@ def rules_command(as_json: bool, level: str | None) -> None:
         click.echo(f"{'':<{width}}  {rule.statement}")
 
 
+@cli.command("scenario")
+@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario to this file instead of printing it.",
+)
+def scenario_command(report: Path, output: Path | None) -> None:
+    """Turn a report.json into a mock scenario that reproduces the server it judged.
+
+    Every rule the report found broken (MUST failures and SHOULD warnings) becomes the mock's fault of
+    that id; the header the key went under and the server's median answer time come along. The file
+    names the report it came from and holds no key. `enginy-mock --from-report` does the same in one
+    step.
+
+    \b
+    Example:
+      enginy-conformance scenario reports/report.json -o ticket-4711.yaml
+      enginy-mock --api-key test-key --scenario ticket-4711.yaml
+    """
+    from enginy_spec.reproduction import NotAReport, scenario_from_report, scenario_yaml
+
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+    except OSError as ex:
+        raise Fatal(f"Cannot read {report}: {ex.strerror or ex}.") from None
+    except (UnicodeDecodeError, ValueError):
+        raise Fatal(f"{report} is not JSON; give the report.json of an enginy-conformance run.") from None
+    try:
+        text = scenario_yaml(scenario_from_report(document, source=str(report)))
+    except NotAReport as ex:
+        raise Fatal(str(ex)) from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as ex:
+        raise Fatal(f"Cannot write {output}: {ex.strerror or ex}; choose another -o.") from None
+    click.echo(f"Wrote {output}; start it with: enginy-mock --api-key KEY --scenario {output}")
+
+
 @cli.command("demo")
 @_run_options
 @click.pass_context

@@ -21,7 +21,7 @@ from mock_server.config import DEFAULT_API_KEY_HEADER, DEFAULT_MAX_BODY_BYTES, M
 from mock_server.errors import MisconfigurationError
 from mock_server.faults import FAULTS, Fault, parse_faults
 from mock_server.journal import redact
-from mock_server.scenario import Scenario, ScenarioError, load_scenario
+from mock_server.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from mock_server.serving import MockServer
 from mock_server.storage import MemoryStore, SqliteStore, Store
 
@@ -75,6 +75,24 @@ def _load_scenario(path: Path) -> Scenario:
         return load_scenario(path)
     except ScenarioError as ex:
         raise _ScenarioUsageError(ex.problems) from None  # the lines say it all; no traceback
+
+
+def _scenario_from_report(path: Path) -> Scenario:
+    from enginy_spec.reproduction import NotAReport, scenario_from_report
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as ex:
+        _usage(f"cannot read {path}: {ex.strerror or ex}.")
+    except (UnicodeDecodeError, ValueError):
+        _usage(f"{path} is not JSON; --from-report takes the report.json of an enginy-conformance run.")
+    try:
+        built = scenario_from_report(document, source=str(path))
+        return parse_scenario(built, source=f"{path} (as a scenario)")
+    except NotAReport as ex:
+        _usage(str(ex))
+    except ScenarioError as ex:
+        raise _ScenarioUsageError(ex.problems) from None
 
 
 def resolve_settings(ctx: click.Context, scenario: Scenario | None) -> dict[str, Any]:
@@ -306,6 +324,13 @@ def _open_store(db: Path | None) -> Store:
     help="YAML file describing a customer's server (faults, latency, records, users, key header, "
     "body limit; see docs/scenarios.md). Options given explicitly override the file.",
 )
+@click.option(
+    "--from-report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An enginy-conformance report.json: reproduce the server it judged (every rule it found broken "
+    "becomes that rule's fault; its key header and answer latency are kept). Not with --scenario.",
+)
 @click.option("--list-faults", is_flag=True, help="Print the fault profiles and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-faults: print them as JSON.")
 def cli(
@@ -323,6 +348,7 @@ def cli(
     threads: int,
     log_level: str,
     scenario_path: Path | None,
+    report_path: Path | None,
     list_faults: bool,
     as_json: bool,
 ) -> None:
@@ -343,6 +369,7 @@ def cli(
       enginy-mock --port 0 --api-key test-key
       enginy-mock --api-key test-key --db mock.db --fault TASK-BATCH-ROUTE --fault latency:ms=200
       enginy-mock --api-key test-key --scenario examples/scenarios/slow-and-flaky.yaml
+      enginy-mock --api-key test-key --from-report reports/report.json
       enginy-mock --list-faults --json
       curl -H 'X-Admin-Token: TOKEN' http://127.0.0.1:8080/__admin/journal.har -o journal.har
     """
@@ -353,7 +380,14 @@ def cli(
         return
     if not api_keys:
         _usage("give at least one --api-key KEY (or set ENGINY_API_KEY).")
+    if scenario_path is not None and report_path is not None:
+        _usage(
+            "give --scenario or --from-report, not both "
+            "(enginy-conformance scenario turns a report into a scenario file)."
+        )
     scenario = _load_scenario(scenario_path) if scenario_path is not None else None
+    if report_path is not None:
+        scenario = _scenario_from_report(report_path)
     generated_token = admin_token is None
     token = admin_token if admin_token is not None else secrets.token_urlsafe(24)
     try:
