@@ -129,6 +129,9 @@ SERVERS: dict[str, ZooServer] = {
 }
 
 
+_STARTING = threading.Lock()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -137,16 +140,34 @@ def free_port() -> int:
 
 @contextmanager
 def running(server: ZooServer, *bugs: str, key: str, wait_s: float = 60.0) -> Iterator[str]:
-    """Start the server with these bugs switched on; yield its base URL; stop it afterwards."""
-    command = [*server.command(), "--port", str(free_port()), "--key", key]
-    for bug in bugs:
-        command += ["--bug", bug]
+    """Start the server with these bugs switched on; yield its base URL; stop it afterwards.
+
+    Raises RuntimeError when the server died while in use: its port may then have been taken by
+    another server of the zoo, and whatever verdict came out of it judged that other server.
+    """
     env = {name: value for name, value in os.environ.items() if not name.startswith("ENGINY_")}
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env
-    )
+    # A free port is free only until someone binds it: servers started side by side (the zoo judges
+    # several at once) are started one at a time, each holding the lock until it listens.
+    with _STARTING:
+        command = [*server.command(), "--port", str(free_port()), "--key", key]
+        for bug in bugs:
+            command += ["--bug", bug]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        url = _await_listening(process, server, wait_s)
     try:
-        yield _await_listening(process, server, wait_s)
+        yield url
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"The {server.name} zoo server ({', '.join(bugs) or 'as written'}) exited with "
+                f"{process.returncode} while it was being judged."
+            )
     finally:
         process.terminate()
         try:
