@@ -411,6 +411,26 @@ class Client:
         finally:
             self._local.capture = previous
 
+    @contextlib.contextmanager
+    def _helper_thread(self, capture: Capture | None, *, burst: bool = False) -> Iterator[None]:
+        """Set up a thread that sends for the calling check (`each`, `gather`), and tidy it after.
+
+        It gets a session (and so connections) of its own, closed when done: helpers must not leave
+        idle keep-alive connections behind, which a server with a connection limit counts. What it
+        sends is captured for the caller's check; a burst does not wait for turns at the gate.
+        """
+        session = _new_session()
+        self._local.session = session
+        self._local.capture = capture
+        self._local.burst = burst
+        try:
+            yield
+        finally:
+            self._local.session = None
+            self._local.capture = None
+            self._local.burst = False
+            session.close()
+
     def each(self, calls: Sequence[Callable[[], T]]) -> list[T]:
         """Run independent sending calls up to `lanes` at a time; their results in call order.
 
@@ -429,11 +449,7 @@ class Client:
         errors: list[tuple[int, BaseException]] = []
 
         def lane() -> None:
-            # A session per lane, closed when the lane is done: no idle connections left behind.
-            session = _new_session()
-            self._local.session = session
-            self._local.capture = capture
-            try:
+            with self._helper_thread(capture):
                 while True:
                     try:
                         index = pending.get_nowait()
@@ -443,10 +459,6 @@ class Client:
                         results[index] = calls[index]()
                     except BaseException as ex:  # re-raised in the caller's thread
                         errors.append((index, ex))
-            finally:
-                self._local.session = None
-                self._local.capture = None
-                session.close()
 
         threads = [
             threading.Thread(target=lane, name=f"enginy-each-{n}", daemon=True)
@@ -476,27 +488,19 @@ class Client:
         capture = getattr(self._local, "capture", None)  # the burst belongs to the caller's check
 
         def one(request: Request) -> Reply | None:
-            # A session (and so a connection) of its own, closed when done: a burst must not leave dozens
-            # of idle keep-alive connections behind, which a server with a connection limit counts.
-            session = _new_session()
-            self._local.session = session
-            self._local.capture = capture
-            self._local.burst = True
-            try:
-                # A thread that could not start in time breaks the barrier: the others send anyway.
-                with contextlib.suppress(threading.BrokenBarrierError):
-                    barrier.wait(timeout=self.timeout)
-                return self.send(request.method, request.path, operation=request.operation, json=request.json)
-            except ServerUnreachable as ex:
-                unreachable.append(ex)
-                return None
-            except TransportError:
-                return None
-            finally:
-                self._local.session = None
-                self._local.capture = None
-                self._local.burst = False
-                session.close()
+            with self._helper_thread(capture, burst=True):
+                try:
+                    # A thread that could not start in time breaks the barrier: the others send anyway.
+                    with contextlib.suppress(threading.BrokenBarrierError):
+                        barrier.wait(timeout=self.timeout)
+                    return self.send(
+                        request.method, request.path, operation=request.operation, json=request.json
+                    )
+                except ServerUnreachable as ex:
+                    unreachable.append(ex)
+                    return None
+                except TransportError:
+                    return None
 
         with ThreadPoolExecutor(max_workers=len(requests_), thread_name_prefix="enginy-gather") as pool:
             futures = [pool.submit(one, request) for request in requests_]
