@@ -118,12 +118,18 @@ Auth = Literal["key", "none", "wrong"] | KeyUnder
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """What a check sent, in words a report can show (the key already redacted)."""
+    """What a check sent, in words a report can show (the key already redacted).
+
+    `raw` is the body when it was sent as bytes rather than as `json` (malformed JSON, a replayed
+    body); `auth` says how the key went with it, so a judge knows whether the operation could run.
+    """
 
     method: str
     path: str
     operation: str | None
     json: Any = None
+    raw: bytes | None = None
+    auth: Auth = "key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,7 +566,7 @@ class Client:
         headers = self._headers(auth)
         url = self.base_url + path
         prepared = self._session().prepare_request(requests.Request(method, url, headers=headers, data=body))
-        sent = Sent(method=method, path=path, operation=operation, json=json)
+        sent = Sent(method=method, path=path, operation=operation, json=json, raw=raw, auth=auth)
         recorded = self._record_request(prepared)
         # A burst (gather) is a probe of the server's concurrency: it does not wait for turns at the gate.
         gate = self.gate if not getattr(self._local, "burst", False) else None

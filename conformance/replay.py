@@ -37,7 +37,7 @@ What is re-sent, and what never is:
   the new id in their path and JSON body in place of the recorded one, so that a session's reads and
   updates reach what the replay created. ``remap_ids=False`` (``--keep-ids``) sends ids as recorded.
 
-Each answer is judged by `conformance.replay_judges` (the rules one exchange can show). A request for a
+Each answer is judged by `conformance.judges` (the rules one exchange can show). A request for a
 path the spec does not document is sent and reported as "not in the contract", never judged.
 """
 
@@ -64,20 +64,17 @@ import requests
 from conformance.checks._spec import SpecSchemas
 from conformance.client import Client, Reply
 from conformance.errors import ServerUnreachable, TransportError, UsageError
-from conformance.replay_judges import (
-    JUDGES,
+from conformance.judges import (
     NOT_JSON_BODY,
     Seen,
-    is_well_formed,
+    judge_exchange,
     operation_matcher,
     parse_body,
 )
 from conformance.results import (
     Evidence,
     Exchange,
-    NotApplicable,
     Outcome,
-    RuleViolation,
     RunReport,
     fold,
 )
@@ -931,17 +928,7 @@ def _send(
         return StepResult(step=step, operation=operation, state="no-answer", exchange=exchange, note=str(ex))
     if operation is None:
         return StepResult(step=step, operation=None, state="not-in-contract", exchange=reply.exchange)
-    body = parse_body(step.body)
-    seen = Seen(
-        operation=operation,
-        method=step.method,
-        path=step.path,
-        body=body,
-        well_formed=is_well_formed(schemas, operation, body),
-        sent_key=step.sent_key,
-        reply=reply,
-        schemas=schemas,
-    )
+    seen = Seen.of(reply, schemas)
     refused = step.sent_key and reply.status in (401, 403)
     return StepResult(
         step=step,
@@ -954,26 +941,23 @@ def _send(
 
 
 def _judge(seen: Seen, catalogue: Catalogue) -> Iterator[Judgement]:
-    for judge in JUDGES:
-        if judge.rule_id not in catalogue:
-            continue
-        rule = catalogue.get(judge.rule_id)
-        try:
-            judge.function(seen)
-        except NotApplicable:
-            continue
-        except RuleViolation as violation:
+    for verdict in judge_exchange(seen, (rule_id for rule_id in catalogue.ids)):
+        rule = catalogue.get(verdict.rule_id)
+        broken = verdict.violation
+        if broken is None:
             yield Judgement(
-                rule_id=violation.rule_id,
-                level=rule.level,
-                outcome="failed" if rule.level == "MUST" else "warning",
-                message=violation.message,
-                expected=violation.expected,
-                actual=violation.actual,
-                exchanges=violation.exchanges,
+                rule_id=rule.id, level=rule.level, outcome="passed", exchanges=(seen.reply.exchange,)
             )
             continue
-        yield Judgement(rule_id=rule.id, level=rule.level, outcome="passed", exchanges=(seen.reply.exchange,))
+        yield Judgement(
+            rule_id=broken.rule_id,
+            level=rule.level,
+            outcome="failed" if rule.level == "MUST" else "warning",
+            message=broken.message,
+            expected=broken.expected,
+            actual=broken.actual,
+            exchanges=broken.exchanges,
+        )
 
 
 # --- words: lines, summary, JSON, report --------------------------------------------------------------------

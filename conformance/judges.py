@@ -1,23 +1,26 @@
-"""What one replayed exchange can show: the rules a single request and its answer can break.
+"""The single-exchange judges: the one place that decides each rule one request and its answer decide.
 
-`enginy-conformance replay` re-sends recorded requests one by one, so it only ever sees one exchange at
-a time, and many rules (TASK-GET, ASSOC-UPSERT, ...) need a sequence the replay does not control. The
-rules below are the ones one request and its answer decide on their own.
+Many rules (TASK-GET, ASSOC-UPSERT, ...) need a sequence: create, read, complete, read again. The
+rules below need only one exchange, so whatever produced it judges it here: the scripted checks judge
+each answer they get with these functions (and add only what needs the sequence: distinct ids across
+creates, the known tasks present in a batch read), the generated pass judges its answers with them,
+`replay` judges each re-sent request, and `proxy` each exchange it forwards.
 
 A judge is a plain function of one `Seen` exchange, named for what must hold. It returns when the rule
 holds, raises `RuleViolation` (with the rule id) when it does not, and raises `NotApplicable` when the
 exchange says nothing about the rule; the preconditions are the small decorators `on`, `key_accepted`,
 `well_formed` and `without_key`. Shapes come from the spec through `SpecSchemas`; nothing here restates
-a schema. `JUDGES` is the whole registry, in the order the judgements are shown.
+a schema. `JUDGES` is the whole registry, in the order the judgements are shown; `decide` judges one
+rule, `judge_exchange` every selected one.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from conformance.checks._spec import SpecSchemas
 from conformance.checks._support import (
@@ -30,8 +33,8 @@ from conformance.checks._support import (
     violation,
 )
 from conformance.checks.records import mapping_problem, sync_problem
-from conformance.client import Reply
-from conformance.results import NotApplicable
+from conformance.client import KeyUnder, Reply
+from conformance.results import NotApplicable, RuleViolation
 from enginy_spec import Operation
 
 __all__ = [
@@ -39,8 +42,12 @@ __all__ = [
     "NOT_JSON_BODY",
     "Judge",
     "JudgeFunction",
+    "KeyState",
     "Seen",
+    "Verdict",
+    "decide",
     "is_well_formed",
+    "judge_exchange",
     "operation_matcher",
     "parse_body",
 ]
@@ -54,14 +61,19 @@ _KEY_REFUSED: Final = frozenset({401, 403})
 _USERS_OFF: Final = frozenset({404, 405, 501})
 
 
+# How the key went with a request: "sent" (in the documented header; whether it was the right one is
+# the server's to say), "none", "wrong" (a value the suite made up) or "elsewhere" (under another header).
+KeyState = Literal["sent", "none", "wrong", "elsewhere"]
+
+
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One replayed request and its answer, as the judges see it.
+    """One request and its answer, as the judges see it.
 
-    `operation` is the spec operation the request matched; `body` the recorded body parsed as JSON (None
+    `operation` is the spec operation the request matched; `body` the request body parsed as JSON (None
     when there was none, `NOT_JSON_BODY` when it does not parse); `well_formed` whether the body follows
-    the operation's request schema (always True for an operation without a body); `sent_key` whether the
-    key went with the request (False for a request recorded without one: an authentication probe).
+    the operation's request schema (always True for an operation without a body); `key` how the key went
+    with it ("none" for an authentication probe, or a recorded request without one).
     """
 
     operation: str
@@ -69,13 +81,43 @@ class Seen:
     path: str
     body: Any
     well_formed: bool
-    sent_key: bool
+    key: KeyState
     reply: Reply
     schemas: SpecSchemas
 
     @property
     def status(self) -> int:
         return self.reply.status
+
+    @property
+    def sent_key(self) -> bool:
+        return self.key == "sent"
+
+    @classmethod
+    def of(cls, reply: Reply, schemas: SpecSchemas) -> Seen:
+        """What a client's reply shows, as the judges see it (the request must have matched an operation)."""
+        sent = reply.sent
+        if sent.operation is None:
+            raise ValueError(f"{sent.method} {sent.path} matched no operation of the spec.")
+        body = parse_body(sent.raw.decode("utf-8", errors="replace")) if sent.raw is not None else sent.json
+        auth = sent.auth
+        key: KeyState
+        if isinstance(auth, KeyUnder):
+            key = "elsewhere"
+        elif auth == "key":
+            key = "sent"
+        else:
+            key = auth
+        return cls(
+            operation=sent.operation,
+            method=sent.method,
+            path=sent.path,
+            body=body,
+            well_formed=is_well_formed(schemas, sent.operation, body),
+            key=key,
+            reply=reply,
+            schemas=schemas,
+        )
 
 
 JudgeFunction = Callable[[Seen], None]
@@ -168,12 +210,24 @@ def well_formed(function: JudgeFunction) -> JudgeFunction:
 
 
 def without_key(function: JudgeFunction) -> JudgeFunction:
-    """The request was recorded, and replayed, without the key."""
+    """The request went without the key at all."""
 
     @functools.wraps(function)
     def wrapper(seen: Seen) -> None:
-        if seen.sent_key:
-            raise NotApplicable("The request carried the key.")
+        if seen.key != "none":
+            raise NotApplicable("The request carried a key.")
+        function(seen)
+
+    return wrapper
+
+
+def with_wrong_key(function: JudgeFunction) -> JudgeFunction:
+    """The request carried a key the suite made up, in the documented header."""
+
+    @functools.wraps(function)
+    def wrapper(seen: Seen) -> None:
+        if seen.key != "wrong":
+            raise NotApplicable("The request did not carry a made-up key.")
         function(seen)
 
     return wrapper
@@ -255,13 +309,12 @@ def json_answer_says_it_is_json(seen: Seen) -> None:
 # --- authentication -----------------------------------------------------------------------------------
 
 
-@without_key
-def request_without_key_is_refused(seen: Seen) -> None:
+def _refusal(rule_id: str, seen: Seen, how: str) -> None:
     if seen.status in _KEY_REFUSED:
         return
     raise violation(
-        "AUTH-MISSING-KEY",
-        f"{seen.method} {seen.path} without the key was not refused.",
+        rule_id,
+        f"{seen.method} {seen.path} {how} was not refused.",
         expected="401 (403 tolerated)",
         actual=_short(seen.reply),
         replies=[seen.reply],
@@ -269,12 +322,24 @@ def request_without_key_is_refused(seen: Seen) -> None:
 
 
 @without_key
+def request_without_key_is_refused(seen: Seen) -> None:
+    _refusal("AUTH-MISSING-KEY", seen, "without the key")
+
+
+@with_wrong_key
+def request_with_wrong_key_is_refused(seen: Seen) -> None:
+    _refusal("AUTH-WRONG-KEY", seen, "with a wrong key")
+
+
 def missing_key_is_401_not_403(seen: Seen) -> None:
+    if seen.key not in ("none", "wrong"):
+        raise NotApplicable("The request carried the key.")
     if seen.status != 403:
         raise NotApplicable("Not a 403.")
+    how = "without the key" if seen.key == "none" else "with a wrong key"
     raise violation(
         "AUTH-401-NOT-403",
-        f"{seen.method} {seen.path} without the key was refused with 403 rather than 401.",
+        f"{seen.method} {seen.path} {how} was refused with 403 rather than 401.",
         expected="401",
         actual="403",
         replies=[seen.reply],
@@ -506,6 +571,7 @@ def malformed_json_is_refused(seen: Seen) -> None:
 JUDGES: Final[tuple[Judge, ...]] = (
     Judge("SERVER-NO-5XX", no_server_error),
     Judge("AUTH-MISSING-KEY", request_without_key_is_refused),
+    Judge("AUTH-WRONG-KEY", request_with_wrong_key_is_refused),
     Judge("AUTH-401-NOT-403", missing_key_is_401_not_403),
     Judge("HEALTH-OK", health_answers_2xx),
     Judge("TASK-BATCH-ROUTE", batch_path_reaches_batch_handler),
@@ -542,3 +608,39 @@ def is_well_formed(schemas: SpecSchemas, operation: str, body: Any) -> bool:
     if body is None or body is NOT_JSON_BODY:
         return False
     return not schemas.request_errors(operation, body)
+
+
+BY_RULE: Final[Mapping[str, Judge]] = {judge.rule_id: judge for judge in JUDGES}
+
+
+def decide(rule_id: str, seen: Seen) -> None:
+    """Judge one rule on one exchange: returns when it holds, raises RuleViolation or NotApplicable."""
+    BY_RULE[rule_id].function(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one judge said of one exchange: `violation` is set when the rule was broken."""
+
+    rule_id: str
+    violation: RuleViolation | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.violation is None
+
+
+def judge_exchange(seen: Seen, rule_ids: Iterable[str] | None = None) -> Iterator[Verdict]:
+    """Every judge (of `rule_ids`, when given) that has something to say about the exchange."""
+    wanted = None if rule_ids is None else frozenset(rule_ids)
+    for judge in JUDGES:
+        if wanted is not None and judge.rule_id not in wanted:
+            continue
+        try:
+            judge.function(seen)
+        except NotApplicable:
+            continue
+        except RuleViolation as broken:
+            yield Verdict(judge.rule_id, broken)
+            continue
+        yield Verdict(judge.rule_id)
