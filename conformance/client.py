@@ -566,7 +566,21 @@ class Client:
         headers = self._headers(auth)
         url = self.base_url + path
         prepared = self._session().prepare_request(requests.Request(method, url, headers=headers, data=body))
-        sent = Sent(method=method, path=path, operation=operation, json=json, raw=raw, auth=auth)
+        # The key under the documented header in another case is the key in that header (header names
+        # are case-insensitive): judges see it as sent, not as sent elsewhere.
+        same_header = (
+            isinstance(auth, KeyUnder)
+            and not auth.scheme
+            and auth.header.lower() == self.api_key_header.lower()
+        )
+        sent = Sent(
+            method=method,
+            path=path,
+            operation=operation,
+            json=json,
+            raw=raw,
+            auth="key" if same_header else auth,
+        )
         recorded = self._record_request(prepared)
         # A burst (gather) is a probe of the server's concurrency: it does not wait for turns at the gate.
         gate = self.gate if not getattr(self._local, "burst", False) else None

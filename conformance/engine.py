@@ -44,8 +44,8 @@ from schemathesis.engine.run import TESTING_PHASES
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 from schemathesis.openapi.checks import AuthScenario, IgnoredAuth
 
+from conformance import judges
 from conformance.checks._spec import Problem, SpecSchemas
-from conformance.checks._support import content_type_problem, error_body_problem
 from conformance.client import NOT_JSON, Reply, Sent, deadline_watch, watch_session
 from conformance.engine_recording import Redactor, exchange_from_interaction, exchange_from_prepared
 from conformance.errors import ConformanceError, ServerUnreachable, TransportError, UsageError
@@ -866,32 +866,35 @@ class _Collector:
         phase: str,
         tally: _PhaseTally | None,
     ) -> None:
-        """The suite's own single-exchange judges of ERROR-BODY-JSON and RESPONSE-CONTENT-TYPE-JSON."""
+        """The suite's own single-exchange judges of ERROR-BODY-JSON and RESPONSE-CONTENT-TYPE-JSON
+        (conformance.judges decides them, on these answers as on every other)."""
         operation = _OPERATION_IDS.get(case.operation.label)
         if operation is None:
             return
         status = interaction.response.status_code
+        seen: judges.Seen | None = None
         for rule_id in OWN_JUDGED:
             if rule_id not in self.rules:
                 continue
-            if rule_id == "ERROR-BODY-JSON":
-                if not 400 <= status < 500 or not self.schemas.documents_json_error(operation, status):
-                    continue
-                judge = error_body_problem
-            else:
-                if not 200 <= status < 300 or _is_negative(case):
-                    continue
-                judge = content_type_problem
-            reply = _reply_of(interaction, case, operation)
-            problem = judge(reply)
-            if problem is None:
+            if rule_id == "RESPONSE-CONTENT-TYPE-JSON" and _is_negative(case):
+                continue  # a request Enginy would not send says nothing about what Enginy reads
+            if seen is None:
+                seen = judges.Seen.of(
+                    _reply_of(interaction, case, operation, self.redactor.header), self.schemas
+                )
+            verdict = next(judges.judge_exchange(seen, (rule_id,)), None)
+            if verdict is None:
+                continue  # the rule says nothing about this answer
+            broken = verdict.violation
+            if broken is None:
                 pass_tally = self.passes.setdefault(rule_id, _PassTally())
                 pass_tally.answers.add(case_id)
                 pass_tally.operations.add(case.operation.label)
                 pass_tally.phases[phase] = None
                 pass_tally.checks["the suite's own judge"] = None
                 continue
-            key = (rule_id, case.operation.label, problem.split(":", 1)[0])
+            problem = broken.actual
+            key = (rule_id, case.operation.label, str(status))  # one finding per rule, operation, status
             size = _request_size(recorder, case_id)
             if key in self.found and size >= self.sizes[key]:
                 continue
@@ -903,9 +906,11 @@ class _Collector:
                 rule_id=rule_id,
                 outcome="failed" if rule.level == "MUST" else "warning",
                 source=f"schemathesis:{phase}",
-                message=_clip(self.redactor.text(f"{case.operation.label} answered {status}: {problem}.")),
+                message=_clip(
+                    self.redactor.text(f"{case.operation.label} answered {status}: {broken.message}")
+                ),
                 expected=_expected(rule_id),
-                actual=_clip(self.redactor.text(f"HTTP {status}: {problem}")),
+                actual=_clip(self.redactor.text(problem)),
                 exchanges=self._chain(recorder, case_id),
             )
 
@@ -1169,7 +1174,7 @@ def _key(value: Any) -> str:
         return repr(value)
 
 
-def _reply_of(interaction: Any, case: Any, operation: str) -> Reply:
+def _reply_of(interaction: Any, case: Any, operation: str, key_header: str) -> Reply:
     """One of Schemathesis' exchanges as the suite's own judges read it (a `Reply`)."""
     response = interaction.response
     headers = {
@@ -1178,13 +1183,22 @@ def _reply_of(interaction: Any, case: Any, operation: str) -> Reply:
     }
     text = response.content.decode("utf-8", "replace") if response.content else ""
     request = interaction.request
+    body = request.body
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    sent_key = any(name.lower() == key_header.lower() for name in request.headers)
     return Reply(
         status=response.status_code,
         headers=headers,
         text=text,
         json=_json_of(response.content),
         truncated=False,
-        sent=Sent(method=request.method, path=case.operation.path, operation=operation),
+        sent=Sent(
+            method=request.method,
+            path=case.operation.path,
+            operation=operation,
+            raw=raw or None,
+            auth="key" if sent_key else "none",
+        ),
         exchange=exchange_from_interaction(interaction, Redactor(secret="", header="")),
         valid=not _is_negative(case),
     )

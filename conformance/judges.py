@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -29,10 +30,10 @@ from conformance.checks._support import (
     ids_of,
     is_id,
     objects_in,
+    results_of,
     shown,
     violation,
 )
-from conformance.checks.records import mapping_problem, sync_problem
 from conformance.client import KeyUnder, Reply
 from conformance.results import NotApplicable, RuleViolation
 from enginy_spec import Operation
@@ -233,14 +234,6 @@ def with_wrong_key(function: JudgeFunction) -> JudgeFunction:
     return wrapper
 
 
-def _short(reply: Reply) -> str:
-    """The status and, when there is one, a short excerpt of the body."""
-    if not reply.text.strip():
-        return f"{reply.status} with an empty body"
-    body = " ".join(reply.text.split())
-    return f"{reply.status} {body if len(body) <= 200 else body[:199] + '…'}"
-
-
 # --- answers in general -------------------------------------------------------------------------------
 
 
@@ -251,7 +244,7 @@ def no_server_error(seen: Seen) -> None:
         "SERVER-NO-5XX",
         f"{seen.method} {seen.path} was answered with a server error.",
         expected="a 2xx or 4xx answer (501 on GET /users excepted)",
-        actual=_short(seen.reply),
+        actual=seen.reply.describe(),
         replies=[seen.reply],
     )
 
@@ -285,7 +278,7 @@ def error_answer_is_json(seen: Seen) -> None:
             "ERROR-BODY-JSON",
             f"The error answer to {seen.method} {seen.path} does not carry a message in a JSON object.",
             expected='a JSON object with a message, e.g. {"error": "...", "message": "..."}',
-            actual=f"{_short(seen.reply)} ({problem})",
+            actual=f"{seen.reply.describe()} ({problem})",
             replies=[seen.reply],
         )
 
@@ -312,11 +305,13 @@ def json_answer_says_it_is_json(seen: Seen) -> None:
 def _refusal(rule_id: str, seen: Seen, how: str) -> None:
     if seen.status in _KEY_REFUSED:
         return
+    if seen.operation == "listUsers" and seen.status in _USERS_OFF:
+        return  # a server without /users has nothing there to protect
     raise violation(
         rule_id,
         f"{seen.method} {seen.path} {how} was not refused.",
-        expected="401 (403 tolerated)",
-        actual=_short(seen.reply),
+        expected="401 (403 tolerated; /users may answer 404, 405 or 501)",
+        actual=seen.reply.describe(),
         replies=[seen.reply],
     )
 
@@ -329,6 +324,23 @@ def request_without_key_is_refused(seen: Seen) -> None:
 @with_wrong_key
 def request_with_wrong_key_is_refused(seen: Seen) -> None:
     _refusal("AUTH-WRONG-KEY", seen, "with a wrong key")
+
+
+def with_key_elsewhere(function: JudgeFunction) -> JudgeFunction:
+    """The request carried the key, but under another header than the documented one."""
+
+    @functools.wraps(function)
+    def wrapper(seen: Seen) -> None:
+        if seen.key != "elsewhere":
+            raise NotApplicable("The request did not carry the key under another header.")
+        function(seen)
+
+    return wrapper
+
+
+@with_key_elsewhere
+def key_under_other_header_is_refused(seen: Seen) -> None:
+    _refusal("AUTH-OTHER-HEADER", seen, "with the key under another header")
 
 
 def missing_key_is_401_not_403(seen: Seen) -> None:
@@ -355,9 +367,9 @@ def health_answers_2xx(seen: Seen) -> None:
     if not seen.reply.ok:
         raise violation(
             "HEALTH-OK",
-            "GET /health with the key did not answer a 2xx.",
-            expected="any 2xx",
-            actual=_short(seen.reply),
+            "GET /health with the key did not answer a 2xx; Enginy would call the connection broken.",
+            expected="any 2xx (the body is not inspected)",
+            actual=seen.reply.describe(),
             replies=[seen.reply],
         )
 
@@ -367,15 +379,28 @@ def health_answers_2xx(seen: Seen) -> None:
 def users_answer_array_or_not_implemented(seen: Seen) -> None:
     if seen.status in _USERS_OFF:
         return
-    if seen.reply.ok and isinstance(seen.reply.json, list):
-        return
-    raise violation(
-        "USERS-OPTIONAL",
-        "GET /users answered neither a bare array of users nor 'not implemented' (404, 405 or 501).",
-        expected="2xx with a bare JSON array, or 404, 405 or 501",
-        actual=_short(seen.reply),
-        replies=[seen.reply],
+    reply = seen.reply
+    if not reply.ok:
+        raise violation(
+            "USERS-OPTIONAL",
+            "GET /users answered neither a list of users nor a plain 'not implemented'.",
+            expected="2xx with a JSON array of users, or 404, 405 or 501",
+            actual=reply.describe(),
+            replies=[reply],
+        )
+    problems = (
+        ["the body is not JSON"]
+        if not reply.is_json
+        else seen.schemas.component_errors("UserList", reply.json)
     )
+    if problems:
+        raise violation(
+            "USERS-OPTIONAL",
+            "GET /users answered 2xx, but not a bare array of {id, name, email?}.",
+            expected="a JSON array of users, as the spec's UserList",
+            actual="; ".join(problems),
+            replies=[reply],
+        )
 
 
 # --- tasks and activities -----------------------------------------------------------------------------
@@ -388,7 +413,7 @@ def _returns_id(rule_id: str, seen: Seen, what: str) -> None:
             rule_id,
             f"{seen.method} {seen.path} did not answer 200 or 201.",
             expected=f"200 or 201 with the created {what}",
-            actual=_short(reply),
+            actual=reply.describe(),
             replies=[reply],
         )
     record_id = reply.json.get("id") if isinstance(reply.json, dict) else None
@@ -398,7 +423,7 @@ def _returns_id(rule_id: str, seen: Seen, what: str) -> None:
             f"{seen.method} {seen.path} answered without a non-empty string id; Enginy tracks the {what} "
             "by it.",
             expected='a JSON object with "id", a non-empty string',
-            actual=f"id {shown(record_id)}" if isinstance(reply.json, dict) else _short(reply),
+            actual=f"id {shown(record_id)}" if isinstance(reply.json, dict) else reply.describe(),
             replies=[reply],
         )
 
@@ -417,27 +442,43 @@ def created_activity_has_id(seen: Seen) -> None:
     _returns_id("ACTIVITY-RETURNS-ID", seen, "activity")
 
 
-def _missed_batch_route(reply: Reply) -> bool:
-    """The batch path did not reach a batch handler: no route (404, 405), or an object where the batch
-    handlers answer arrays (the single-task handler answering the task "batch")."""
+def _shape(reply: Reply) -> tuple[object, ...]:
+    """What an answer looks like, without its words: status, media type, and its JSON keys or kind."""
+    body = reply.json
+    kind: object = tuple(sorted(body)) if isinstance(body, dict) else type(body).__name__
+    return (reply.status, reply.media_type, kind)
+
+
+def route_shadowed(reply: Reply, single: Reply | None = None) -> str | None:
+    """Why a /tasks/batch answer shows the request never reached a batch handler, or None.
+
+    No route (404, 405); the single-task handler answering the task "batch"; or, given `single` (what
+    the single-task route answers to the same method for an id it does not know), an error answer that
+    looks exactly like that one: the same status, media type and error shape.
+    """
     body = reply.json
     if reply.status in (404, 405):
-        return True
-    if isinstance(body, dict) and body.get("id") == "batch":
-        return True
-    return reply.ok and isinstance(body, dict)
+        return f"it was answered {reply.status}, as a path or method without a route"
+    if isinstance(body, dict) and str(body.get("id")) == "batch":
+        return 'it was answered as the task "batch"'
+    if single is not None and not reply.ok and not single.ok and _shape(reply) == _shape(single):
+        return (
+            f"it was answered exactly like {single.sent.method} /tasks/{{an unknown id}} ({reply.status}, "
+            "the same error shape), so /tasks/{taskId} caught it"
+        )
+    return None
 
 
 @on("getTasksBatch", "completeTasksBatch")
 @key_accepted
 def batch_path_reaches_batch_handler(seen: Seen) -> None:
-    if _missed_batch_route(seen.reply):
+    why = route_shadowed(seen.reply)
+    if why is not None:
         raise violation(
             "TASK-BATCH-ROUTE",
-            f"{seen.method} /tasks/batch did not reach a batch handler: it is missing, or /tasks/{{taskId}} "
-            'handled it as the task "batch".',
+            f"{seen.method} /tasks/batch did not reach a batch handler: {why}.",
             expected="the batch handler's answer: 200 with a JSON array",
-            actual=_short(seen.reply),
+            actual=seen.reply.describe(),
             replies=[seen.reply],
         )
 
@@ -454,7 +495,7 @@ def batch_read_answers_array(seen: Seen) -> None:
             "TASK-BATCH-GET-ARRAY",
             "POST /tasks/batch did not answer a bare JSON array.",
             expected="200 with a JSON array of tasks (not an object)",
-            actual=_short(reply),
+            actual=reply.describe(),
             replies=[reply],
         )
 
@@ -475,7 +516,7 @@ def batch_read_omits_unknown_ids(seen: Seen) -> None:
             "POST /tasks/batch did not answer 200; ids the server does not know are to be left out of "
             "the answer, never an error.",
             expected="200 with the known tasks",
-            actual=_short(reply),
+            actual=reply.describe(),
             replies=[reply],
         )
     if not isinstance(reply.json, list):
@@ -493,6 +534,56 @@ def batch_read_omits_unknown_ids(seen: Seen) -> None:
 
 
 # --- contacts and companies ---------------------------------------------------------------------------
+
+
+def mapping_problem(reply: Reply, sent: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(expected, actual) when the answer is not one {externalId, crmId} per record sent, each crmId
+    distinct, else None."""
+    wanted = Counter(record["externalId"] for record in sent)
+    expected = f"200 or 201 with one {{externalId, crmId}} for each of the {len(sent)} records sent"
+    if reply.status not in (200, 201):
+        return expected, reply.describe()
+    results = results_of(reply)
+    if results is None:
+        return expected, f'no "results" array of objects: {reply.describe()}'
+    answered = Counter(item.get("externalId") for item in results)
+    if answered != wanted:
+        missing = sorted(str(e) for e in (wanted - answered))
+        extra = sorted(str(e) for e in (answered - wanted))
+        parts = []
+        if missing:
+            parts.append(f"externalIds missing or changed: {shown(missing[:5])}")
+        if extra:
+            parts.append(f"externalIds not sent (or repeated): {shown(extra[:5])}")
+        return expected, "; ".join(parts)
+    bad = [item for item in results if not is_id(item.get("crmId"))]
+    if bad:
+        return expected, f"crmId not a non-empty string: {shown(bad[0])}"
+    repeated = [crm_id for crm_id, times in Counter(item["crmId"] for item in results).items() if times > 1]
+    if repeated:
+        return expected, f"one crmId given to several records: {shown(repeated[:3])}"
+    return None
+
+
+def sync_problem(where: str, reply: Reply, sent_ids: set[str]) -> tuple[str, str, str] | None:
+    """(message, expected, actual) when a sync answer is not 200 with results drawn from the records
+    sent, each with a crmId; else None. `where` names the request, e.g. "POST /contacts/sync"."""
+    results = results_of(reply)
+    if reply.status != 200 or results is None:
+        return (
+            f"{where} did not answer 200 with a results array; unmatched records are simply left out, "
+            "never an error.",
+            '200 {"results": [...]}',
+            reply.describe(),
+        )
+    for item in results:
+        if item.get("externalId") not in sent_ids or not is_id(item.get("crmId")):
+            return (
+                f"A result of {where} lacks an externalId from the request or a crmId.",
+                f"externalId one of {shown(sorted(sent_ids))}, crmId a non-empty string",
+                shown(item),
+            )
+    return None
 
 
 def _maps_external_ids(rule_id: str, seen: Seen, family: str) -> None:
@@ -563,7 +654,7 @@ def malformed_json_is_refused(seen: Seen) -> None:
         "INPUT-MALFORMED-JSON",
         f"{seen.method} {seen.path} with a body that is not JSON was not refused with a 4xx.",
         expected="400 (any 4xx is tolerated)",
-        actual=_short(seen.reply),
+        actual=seen.reply.describe(),
         replies=[seen.reply],
     )
 
@@ -572,6 +663,7 @@ JUDGES: Final[tuple[Judge, ...]] = (
     Judge("SERVER-NO-5XX", no_server_error),
     Judge("AUTH-MISSING-KEY", request_without_key_is_refused),
     Judge("AUTH-WRONG-KEY", request_with_wrong_key_is_refused),
+    Judge("AUTH-OTHER-HEADER", key_under_other_header_is_refused),
     Judge("AUTH-401-NOT-403", missing_key_is_401_not_403),
     Judge("HEALTH-OK", health_answers_2xx),
     Judge("TASK-BATCH-ROUTE", batch_path_reaches_batch_handler),
@@ -633,7 +725,7 @@ class Verdict:
 def judge_exchange(seen: Seen, rule_ids: Iterable[str] | None = None) -> Iterator[Verdict]:
     """Every judge (of `rule_ids`, when given) that has something to say about the exchange."""
     wanted = None if rule_ids is None else frozenset(rule_ids)
-    for judge in JUDGES:
+    for judge in BY_RULE.values():
         if wanted is not None and judge.rule_id not in wanted:
             continue
         try:

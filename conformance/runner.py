@@ -27,7 +27,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
-from conformance.checks._support import content_type_problem
 from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, OutOfTime, Reply
 from conformance.errors import (
     AnswerTimeout,
@@ -550,27 +549,29 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
     requests Enginy would send)."""
     found: list[Evidence] = []
     log = [reply for reply in ctx.client.log if reply.sent.operation is not None]
+    # Evidence about success answers comes only from requests Enginy would send; which answers a rule
+    # applies to, and whether each holds, is the rule's single-exchange judge's to say.
     answered = [reply for reply in log if reply.valid and reply.ok]
-    judged: tuple[tuple[str, list[Reply], Callable[[Reply], str | None], str, str], ...] = (
-        ("SERVER-NO-5XX", log, _server_error, "scripted requests", "no 5xx (501 on /users excepted)"),
+    judged: tuple[tuple[str, list[Reply], str, str], ...] = (
+        ("SERVER-NO-5XX", log, "scripted requests", "no 5xx (501 on /users excepted)"),
         (
             "RESPONSE-SCHEMA",
             answered,
-            lambda reply: _schema_problem(ctx.schemas, reply),
             "success answers to scripted requests",
             "a documented status and a body matching the spec's response schema",
         ),
         (
             "RESPONSE-CONTENT-TYPE-JSON",
             answered,
-            content_type_problem,
             "success answers to scripted requests",
             "Content-Type: application/json on a JSON answer",
         ),
     )
-    for rule_id, replies, problem, what, expected in judged:
+    for rule_id, replies, what, expected in judged:
         if rule_id in selected and replies:
-            item = _every_answer(selected.get(rule_id), replies, problem, what, expected)
+            item = _every_answer(ctx, selected.get(rule_id), replies, what, expected)
+            if item is None:
+                continue
             if rule_id == "RESPONSE-SCHEMA" and item.outcome != "passed":
                 item = replace(item, fields=_schema_fields(ctx.schemas, replies))
             found.append(item)
@@ -605,19 +606,6 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
 _NO_TIMELY_ANSWER: Final = frozenset({"deadline passed", "read timeout"})
 
 
-def _server_error(reply: Reply) -> str | None:
-    # 501 is how a server says it does not implement the optional /users.
-    if reply.status >= 500 and not (reply.sent.operation == "listUsers" and reply.status == 501):
-        return f"{reply.status}"
-    return None
-
-
-def _schema_problem(schemas: SpecSchemas, reply: Reply) -> str | None:
-    assert reply.sent.operation is not None
-    problems = schemas.response_errors(reply.sent.operation, reply.status, reply.json, is_json=reply.is_json)
-    return "; ".join(problems) if problems else None
-
-
 def _schema_fields(schemas: SpecSchemas, replies: list[Reply]) -> tuple[str, ...]:
     """The answer fields the RESPONSE-SCHEMA problems of these replies are about ("" for a problem at no
     field: an undocumented status, a body that is not JSON), for conformance.root_causes."""
@@ -632,22 +620,34 @@ def _schema_fields(schemas: SpecSchemas, replies: list[Reply]) -> tuple[str, ...
 
 
 def _every_answer(
-    rule: Rule, replies: list[Reply], problem: Callable[[Reply], str | None], what: str, expected: str
-) -> Evidence:
-    bad = [(reply, why) for reply in replies if (why := problem(reply)) is not None]
+    ctx: CheckContext, rule: Rule, replies: list[Reply], what: str, expected: str
+) -> Evidence | None:
+    """The rule judged on each of `replies` it applies to, or None when it applies to none."""
+    judged = 0
+    bad: list[tuple[Reply, RuleViolation]] = []
+    for reply in replies:
+        try:
+            broken = ctx.violation_of(rule.id, reply)
+        except NotApplicable:
+            continue
+        judged += 1
+        if broken is not None:
+            bad.append((reply, broken))
+    if not judged:
+        return None
     if not bad:
         return Evidence(
             rule_id=rule.id,
             outcome="passed",
             source=SIDE,
-            message=f"{len(replies)} {what}, none breaking it.",
+            message=f"{judged} {what}, none breaking it.",
         )
-    listed = "; ".join(f"{r.sent.method} {r.sent.path} → {r.status}: {why}" for r, why in bad[:_MAX_LISTED])
+    listed = "; ".join(f"{r.sent.method} {r.sent.path} → {why.actual}" for r, why in bad[:_MAX_LISTED])
     return Evidence(
         rule_id=rule.id,
         outcome="failed" if rule.level == "MUST" else "warning",
         source=SIDE,
-        message=f"{len(bad)} of {len(replies)} {what} break it.",
+        message=f"{len(bad)} of {judged} {what} break it.",
         expected=expected,
         actual=listed + (f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""),
         exchanges=tuple(r.exchange for r, _ in bad[:_MAX_LISTED]),

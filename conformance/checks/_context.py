@@ -11,9 +11,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+# The module, not its names: conformance.judges imports this package's helpers, so either may load first.
+from conformance import judges
 from conformance.checks._spec import SpecSchemas
 from conformance.client import Client, Reply
-from conformance.results import CreatedRecord
+from conformance.results import CreatedRecord, RuleViolation
 from conformance.tagging import Tagger, created_ids
 
 __all__ = ["CheckContext"]
@@ -56,6 +58,20 @@ class CheckContext:
     def unknown_id(self, kind: str, n: int = 1) -> str:
         """An id no server can know: tagged, with this run's random id."""
         return self.label(f"{kind}-missing", n)
+
+    def judge(self, rule_id: str, reply: Reply) -> None:
+        """Judge one answer by the rule's single-exchange judge (conformance.judges), the one place that
+        decides it: returns when it holds, raises RuleViolation or NotApplicable."""
+        judges.decide(rule_id, judges.Seen.of(reply, self.schemas))
+
+    def violation_of(self, rule_id: str, reply: Reply) -> RuleViolation | None:
+        """What the rule's single-exchange judge finds wrong with one answer, or None when it holds (for
+        checks that list every answer breaking the rule); raises NotApplicable like `judge`."""
+        try:
+            self.judge(rule_id, reply)
+        except RuleViolation as broken:
+            return broken
+        return None
 
     def note_created(self, kind: str, record_id: object, via: str) -> None:
         if isinstance(record_id, str) and record_id:

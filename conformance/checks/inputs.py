@@ -16,7 +16,7 @@ from conformance.checks._bodies import Probe, item_key_variants, probe, redirect
 from conformance.checks._context import CheckContext
 from conformance.checks._registry import Planned, check, req
 from conformance.checks._spec import SpecSchemas
-from conformance.checks._support import error_body_problem, is_id, results_of, shown, violation
+from conformance.checks._support import is_id, results_of, shown, violation
 from conformance.checks.tasks import usable_tasks
 from conformance.client import Reply, path_for
 from conformance.results import NotApplicable
@@ -64,7 +64,7 @@ def malformed_json_is_refused(ctx: CheckContext) -> None:
         reply = ctx.client.raw(
             request.method, request.path, text[:-1].encode("utf-8"), operation=request.operation
         )
-        if not 400 <= reply.status < 500 and not redirected_anyway(ctx, reply):
+        if ctx.violation_of("INPUT-MALFORMED-JSON", reply) and not redirected_anyway(ctx, reply):
             wrong.append(("JSON cut short", reply))
     if wrong:
         raise violation(
@@ -179,15 +179,16 @@ def error_answers_are_json(ctx: CheckContext) -> None:
     judged = 0
     bad: list[tuple[Reply, str]] = []
     for reply in list(ctx.client.log):
-        # 5xx answers are SERVER-NO-5XX's to report; only client errors are judged here.
-        if not 400 <= reply.status < 500 or reply.sent.operation is None:
+        if reply.sent.operation is None:
             continue
-        if not ctx.schemas.documents_json_error(reply.sent.operation, reply.status):
-            continue  # documented as "any body", e.g. 404 on /users
+        # Only client errors the spec gives a JSON body are judged (5xx are SERVER-NO-5XX's to report).
+        try:
+            broken = ctx.violation_of("ERROR-BODY-JSON", reply)
+        except NotApplicable:
+            continue
         judged += 1
-        problem = error_body_problem(reply)
-        if problem is not None:
-            bad.append((reply, problem))
+        if broken is not None:
+            bad.append((reply, broken.actual))
     if not judged:
         raise NotApplicable("No request was answered with a 4xx, so no error body could be judged.")
     if bad:

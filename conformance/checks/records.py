@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
+from conformance import judges
 from conformance.checks._context import CheckContext
 from conformance.checks._registry import check, req, shared
-from conformance.checks._support import is_id, lost_note, results_of, shown, violation
+from conformance.checks._support import lost_note, results_of, shown, violation
 from conformance.client import Reply, Request
 from conformance.results import NotApplicable
 
@@ -146,56 +146,6 @@ def _create(ctx: CheckContext, family: Family, records: list[dict[str, Any]]) ->
     return reply
 
 
-def mapping_problem(reply: Reply, sent: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(expected, actual) when the answer is not one {externalId, crmId} per record sent, each crmId
-    distinct, else None."""
-    wanted = Counter(record["externalId"] for record in sent)
-    expected = f"200 or 201 with one {{externalId, crmId}} for each of the {len(sent)} records sent"
-    if reply.status not in (200, 201):
-        return expected, reply.describe()
-    results = results_of(reply)
-    if results is None:
-        return expected, f'no "results" array of objects: {reply.describe()}'
-    answered = Counter(item.get("externalId") for item in results)
-    if answered != wanted:
-        missing = sorted(str(e) for e in (wanted - answered))
-        extra = sorted(str(e) for e in (answered - wanted))
-        parts = []
-        if missing:
-            parts.append(f"externalIds missing or changed: {shown(missing[:5])}")
-        if extra:
-            parts.append(f"externalIds not sent (or repeated): {shown(extra[:5])}")
-        return expected, "; ".join(parts)
-    bad = [item for item in results if not is_id(item.get("crmId"))]
-    if bad:
-        return expected, f"crmId not a non-empty string: {shown(bad[0])}"
-    repeated = [crm_id for crm_id, times in Counter(item["crmId"] for item in results).items() if times > 1]
-    if repeated:
-        return expected, f"one crmId given to several records: {shown(repeated[:3])}"
-    return None
-
-
-def sync_problem(where: str, reply: Reply, sent_ids: set[str]) -> tuple[str, str, str] | None:
-    """(message, expected, actual) when a sync answer is not 200 with results drawn from the records
-    sent, each with a crmId; else None. `where` names the request, e.g. "POST /contacts/sync"."""
-    results = results_of(reply)
-    if reply.status != 200 or results is None:
-        return (
-            f"{where} did not answer 200 with a results array; unmatched records are simply left out, "
-            "never an error.",
-            '200 {"results": [...]}',
-            reply.describe(),
-        )
-    for item in results:
-        if item.get("externalId") not in sent_ids or not is_id(item.get("crmId")):
-            return (
-                f"A result of {where} lacks an externalId from the request or a crmId.",
-                f"externalId one of {shown(sorted(sent_ids))}, crmId a non-empty string",
-                shown(item),
-            )
-    return None
-
-
 @shared("contacts", sends=(req("POST /contacts"),))
 def created_contacts(ctx: CheckContext) -> tuple[list[dict[str, Any]], Reply]:
     sent = _shared_records(ctx, CONTACTS)
@@ -240,7 +190,7 @@ def concurrent_companies(ctx: CheckContext) -> tuple[list[dict[str, Any]], list[
 def usable_records(ctx: CheckContext, family: Family) -> Mapped:
     """The shared records with their crmIds, or NotApplicable when create did not map them."""
     sent, reply = _created(ctx, family)
-    if mapping_problem(reply, sent) is not None:
+    if judges.mapping_problem(reply, sent) is not None:
         raise NotApplicable(
             f"POST {family.path} did not map the records it was sent, so this rule cannot be judged "
             f"(see {family.prefix}-CREATE-MAPS-EXTERNAL-IDS)."
@@ -254,29 +204,12 @@ def usable_records(ctx: CheckContext, family: Family) -> Mapped:
 
 
 def _judge_maps(ctx: CheckContext, family: Family, rule_id: str) -> str | None:
-    sent, reply = _created(ctx, family)
-    problem = mapping_problem(reply, sent)
-    if problem is not None:
-        raise violation(
-            rule_id,
-            f"POST {family.path} did not map every externalId sent to a crmId of its own.",
-            expected=problem[0],
-            actual=problem[1],
-            replies=[reply],
-        )
-    together, replies = concurrent_contacts(ctx) if family is CONTACTS else concurrent_companies(ctx)
+    _, reply = _created(ctx, family)
+    ctx.judge(rule_id, reply)
+    _, replies = concurrent_contacts(ctx) if family is CONTACTS else concurrent_companies(ctx)
     owner: dict[str, Reply] = {item["crmId"]: reply for item in results_of(reply) or []}
-    for record, answer in zip(together, replies, strict=True):
-        problem = mapping_problem(answer, [record])
-        if problem is not None:
-            raise violation(
-                rule_id,
-                f"POST {family.path} of one record, sent at the same moment as {CONCURRENT_RECORDS - 1} "
-                "others, was not mapped to a crmId.",
-                expected=problem[0],
-                actual=problem[1],
-                replies=[answer],
-            )
+    for answer in replies:
+        ctx.judge(rule_id, answer)
         crm_id = (results_of(answer) or [{}])[0]["crmId"]
         if crm_id in owner:
             raise violation(
@@ -287,7 +220,7 @@ def _judge_maps(ctx: CheckContext, family: Family, rule_id: str) -> str | None:
                 replies=[owner[crm_id], answer],
             )
         owner[crm_id] = answer
-    return lost_note(CONCURRENT_RECORDS - len(together), CONCURRENT_RECORDS, f"POST {family.path}")
+    return lost_note(CONCURRENT_RECORDS - len(replies), CONCURRENT_RECORDS, f"POST {family.path}")
 
 
 _CONTACT_EXTRAS: Final = {
@@ -350,7 +283,7 @@ def _judge_unknown_fields(ctx: CheckContext, family: Family, rule_id: str) -> No
         usable_records(ctx, family)
     except NotApplicable:
         return
-    problem = mapping_problem(reply, sent)
+    problem = judges.mapping_problem(reply, sent)
     if problem is not None:
         raise violation(
             rule_id,
@@ -373,7 +306,7 @@ def contact_export_takes_100(ctx: CheckContext) -> None:
         raise NotApplicable("POST /contacts refuses unknown lead fields (see CONTACT-CREATE-UNKNOWN-FIELDS).")
     sent = [_full_lead(ctx, f"batch-{n}") for n in range(1, 101)]
     reply = _create(ctx, CONTACTS, sent)
-    problem = mapping_problem(reply, sent)
+    problem = judges.mapping_problem(reply, sent)
     if problem is not None:
         size = len(json.dumps({"contacts": sent}).encode()) // 1024
         raise violation(
@@ -448,9 +381,10 @@ def _stranger(ctx: CheckContext, family: Family, n: str, keep: tuple[str, ...]) 
 
 
 def _judge_only_matches(
-    rule_id: str, family: Family, reply: Reply, sent: list[dict[str, Any]], what: str
+    ctx: CheckContext, rule_id: str, family: Family, reply: Reply, sent: list[dict[str, Any]], what: str
 ) -> None:
-    """The sync answer is 200 with results drawn from `sent`, and none for the records never seen."""
+    """The sync answer is 200 with results drawn from `sent` (the rule's single-exchange judge), and none
+    for the records never seen (which only the suite knows)."""
     strangers = {record["externalId"] for record in sent if "stranger" in record["externalId"]}
     # The never-seen records first: their presence is this rule's own finding, named as such.
     for item in results_of(reply) or []:
@@ -462,10 +396,7 @@ def _judge_only_matches(
                 actual=shown(item),
                 replies=[reply],
             )
-    problem = sync_problem(f"POST {family.path}/sync", reply, {record["externalId"] for record in sent})
-    if problem is not None:
-        message, expected, actual = problem
-        raise violation(rule_id, f"{message} ({what})", expected=expected, actual=actual, replies=[reply])
+    ctx.judge(rule_id, reply)
 
 
 def _judge_omits_unmatched(ctx: CheckContext, family: Family, rule_id: str) -> None:
@@ -483,12 +414,12 @@ def _judge_omits_unmatched(ctx: CheckContext, family: Family, rule_id: str) -> N
     with contextlib.suppress(NotApplicable):
         sent.insert(0, usable_records(ctx, family).sent[0])
     mixed = _sync(ctx, family, sent)
-    _judge_only_matches(rule_id, family, mixed, sent, "known and never-seen records")
+    _judge_only_matches(ctx, rule_id, family, mixed, sent, "known and never-seen records")
     # Nothing to match at all: still 200 with an empty list, never an error, and nothing from the request
     # before (an answer built in a list shared across requests shows here).
     alone = [_stranger(ctx, family, "alone", keys)]
     nothing = _sync(ctx, family, alone)
-    _judge_only_matches(rule_id, family, nothing, alone, "only a never-seen record")
+    _judge_only_matches(ctx, rule_id, family, nothing, alone, "only a never-seen record")
 
 
 def _judge_matched(

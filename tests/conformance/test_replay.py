@@ -585,8 +585,9 @@ def _stub(method: str, path: str, status: int, body: Any):
         ),
         (
             entry("POST", "/tasks/batch", {"ids": ["t-9"]}),
+            # An object holding the tasks reached a batch handler of the wrong shape: not the route.
             (200, {"tasks": []}),
-            {"TASK-BATCH-ROUTE", "TASK-BATCH-GET-ARRAY", "RESPONSE-SCHEMA"},
+            {"TASK-BATCH-GET-ARRAY", "RESPONSE-SCHEMA"},
             1,
         ),
         (

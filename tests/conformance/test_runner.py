@@ -104,7 +104,9 @@ def test_an_answer_slower_than_the_timeout_leaves_its_rule_not_judged_and_the_ru
     empty = results["TASK-BATCH-GET-EMPTY"]
     # The docs set no response time: too slow to wait for is not judged, neither passed nor failed.
     assert empty.outcome == "skipped"
-    assert "did not answer within 0.5 s (--timeout)" in empty.evidence[0].message
+    # Which of the client's two clocks notices first (the socket's read timeout or the whole-answer
+    # deadline) depends on the machine's load; both name the setting to raise.
+    assert "answer within 0.5 s (--timeout)" in empty.evidence[0].message
     assert empty.evidence[0].exchanges and empty.evidence[0].exchanges[0].response is None
     assert results["HEALTH-OK"].outcome == "passed" and results["TASK-GET"].outcome == "passed"
     assert outcome.report.verdict == "passed"  # TASK-BATCH-GET-EMPTY is a SHOULD
