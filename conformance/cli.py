@@ -1,9 +1,9 @@
 """enginy-conformance: the command line. The docstrings below are the help.
 
 Exit codes (conformance.exit_codes): 0 every selected MUST rule was judged and holds (SHOULD failures
-are warnings); 1 a MUST rule fails; 2 the tool was misused, the server could not be reached, or the
-target is not a Custom CRM API (one line on stderr, never a traceback); 3 no MUST rule failed but one
-could not be judged (INCOMPLETE).
+are warnings; with --baseline, the failures it accepts do not count); 1 a MUST rule fails; 2 the tool
+was misused, the server could not be reached, or the target is not a Custom CRM API (one line on
+stderr, never a traceback); 3 no MUST rule failed but one could not be judged (INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ def cli() -> None:
 
     \b
     Exit codes:
-      0  PASSED: every selected MUST rule was judged and holds (SHOULD failures only warn)
+      0  PASSED: every selected MUST rule was judged and holds (SHOULD failures only warn),
+         or fails as the --baseline file accepts
       1  FAILED: a MUST rule does not hold
       2  a usage error, an unreachable server, or a target that is not a Custom CRM API
       3  INCOMPLETE: no MUST rule failed, but one could not be judged (e.g. --max-writes too low)
@@ -175,10 +176,27 @@ def cli() -> None:
 @_target_options
 @_run_options
 @click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="JSON file of accepted failures by rule id, each with a reason and an optional expiry date: a "
+    "failure it accepts is reported as accepted and does not fail the run (docs/ci-gating.md). "
+    "[env ENGINY_BASELINE]",
+)
+@click.option(
+    "--baseline-update",
+    is_flag=True,
+    help="After the run, rewrite the --baseline file: every MUST failure accepted (new entries get a TODO "
+    "reason to replace), entries of rules that now hold dropped, reasons and expiry dates kept. Exits 0 "
+    "when the file written accepts every failure.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Print the plan (rules, requests, write count) and send nothing."
 )
 @click.pass_context
-def run_command(ctx: click.Context, /, config_file: Path | None, dry_run: bool, **flags: Any) -> None:
+def run_command(
+    ctx: click.Context, /, config_file: Path | None, dry_run: bool, baseline_update: bool, **flags: Any
+) -> None:
     """Judge the server at --base-url and write the reports.
 
     Every record the run creates is tagged 'enginy-conformance' (subjects, externalIds, emails at
@@ -186,16 +204,25 @@ def run_command(ctx: click.Context, /, config_file: Path | None, dry_run: bool, 
     for cleanup. Settings come from flags, then ENGINY_* environment variables, then the config file.
     Pass the key in ENGINY_API_KEY rather than --api-key: the command line lands in shell history.
 
+    With --baseline, the failures the file accepts (until their expiry date) are shown as accepted and
+    do not fail the run; every other MUST failure still does, and a rule not judged is still not judged.
+
     \b
     Example:
       export ENGINY_API_KEY=your-key
       enginy-conformance run --base-url https://crm.example.com/enginy
       enginy-conformance run --base-url http://localhost:8080 --only TASK-BATCH-ROUTE --dry-run
       enginy-conformance run --config enginy-conformance.toml --profile full --report-dir out/
+      enginy-conformance run --base-url http://localhost:8080 --baseline known.json --baseline-update
     """
     with _one_line_errors():
         resolved = resolve_settings(
-            flags, os.environ, config_file=config_file, cwd=Path.cwd(), dry_run=dry_run
+            flags,
+            os.environ,
+            config_file=config_file,
+            cwd=Path.cwd(),
+            dry_run=dry_run,
+            update_baseline=baseline_update,
         )
         if dry_run:
             for line in describe_plan(resolved.settings, plan_run(resolved.settings)):

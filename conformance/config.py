@@ -15,9 +15,14 @@ else. Every setting has one name per source:
     seed            --seed            ENGINY_SEED              seed
     concurrency     --concurrency     ENGINY_CONCURRENCY       concurrency      (1 to 64)
     max_time        --max-time        ENGINY_MAX_TIME          max-time         (seconds, or 90s, 5m)
+    baseline        --baseline        ENGINY_BASELINE          baseline         (accepted failures, JSON)
 
 The config file is `--config FILE`, else `enginy-conformance.toml` in the working directory when it
 exists. A bad value is a UsageError naming the source it came from, so the user knows what to fix.
+Paths (report-dir, baseline) are taken relative to the working directory wherever they come from.
+
+`--baseline-update` (rewrite the baseline after the run) and `--dry-run` are actions of one run, not
+settings: flags only, passed to `resolve_settings` as keywords.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ SETTINGS: Final = tuple(
         "seed",
         "concurrency",
         "max_time",
+        "baseline",
     )
 )
 
@@ -96,12 +102,13 @@ def resolve_settings(
     config_file: Path | None = None,
     cwd: Path | None = None,
     dry_run: bool = False,
+    update_baseline: bool = False,
     require_target: bool = True,
 ) -> Resolved:
     """Resolve every setting, flag > environment > config file > default, and validate it.
 
     `flags` holds the command-line values by setting name (None or () when not given). Raises UsageError
-    naming the flag, variable or file entry at fault.
+    naming the flag, variable or file entry at fault, or the flags that cannot go together.
     """
     path = config_file
     if path is None and cwd is not None and (cwd / CONFIG_FILE_NAME).is_file():
@@ -132,10 +139,21 @@ def resolve_settings(
             "No API key: set ENGINY_API_KEY (preferred: a key given with --api-key lands in your shell "
             "history) or pass --api-key."
         )
+    if update_baseline and dry_run:
+        raise UsageError(
+            "--baseline-update and --dry-run cannot go together: a dry run judges nothing to write a "
+            "baseline from."
+        )
+    if update_baseline and "baseline" not in values:
+        raise UsageError(
+            "--baseline-update needs the file to write: pass --baseline FILE (or set ENGINY_BASELINE, or "
+            "baseline in the config file)."
+        )
     settings = RunSettings(
         base_url=values.get("base_url", ""),
         api_key=values.get("api_key", ""),
         dry_run=dry_run,
+        update_baseline=update_baseline,
         **{name: value for name, value in values.items() if name not in ("base_url", "api_key")},
     )
     return Resolved(settings=settings, sources=sources, config_file=path)
@@ -305,4 +323,5 @@ _PARSERS: Final[dict[str, Callable[[Any, str], Any]]] = {
     "seed": _integer(0, "a whole number (0 or more)"),
     "concurrency": _bounded(1, 64, "a whole number from 1 to 64"),
     "max_time": _duration,
+    "baseline": _path,
 }

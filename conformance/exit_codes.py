@@ -1,6 +1,7 @@
 """The exit codes of enginy-conformance, in one table (also in the README and docs/ci-gating.md).
 
-    0    PASSED      every selected MUST rule was judged and holds (SHOULD failures only warn)
+    0    PASSED      every selected MUST rule was judged and holds (SHOULD failures only warn), or
+                     fails as the --baseline file accepts (conformance.baseline)
     1    FAILED      a MUST rule does not hold
     2    not judged  a usage error, an unreachable server, or a target that is not a Custom CRM API
     3    INCOMPLETE  no MUST rule failed, but at least one selected MUST rule could not be judged

@@ -6,6 +6,13 @@ item per selected rule, `test_rule[RULE-ID]`: a MUST rule that fails fails its i
 fails passes with an EnginyShouldWarning, a rule that could not be judged is skipped with the reason.
 The suite runs once, when the first item runs, for the rules of the items left after `-k`/`-m`.
 
+With a baseline (conformance.baseline), a failure or warning it accepts is xfail with the baseline's
+reason and expiry (so `pytest` exits 0 when nothing else fails); a failure whose entry expired fails
+as usual, saying so; a rule that holds although the baseline lists it passes with an
+EnginyBaselineWarning that the entry can be removed. The file is read when pytest starts, so a bad one
+is a usage error before anything is sent. Rewriting the file is the command line's
+(`enginy-conformance run --baseline-update`).
+
 Settings, each a command-line option with an ini twin and an environment fallback:
 
     --enginy-base-url        enginy_base_url        ENGINY_BASE_URL
@@ -13,6 +20,8 @@ Settings, each a command-line option with an ini twin and an environment fallbac
     --enginy-api-key-header  enginy_api_key_header  ENGINY_API_KEY_HEADER
     --enginy-profile         enginy_profile         ENGINY_PROFILE
     --enginy-only            enginy_only            ENGINY_ONLY
+    --enginy-baseline        enginy_baseline        ENGINY_BASELINE     (relative to the ini file's
+                                                                         folder when set there)
 
 Precedence is command line > environment > ini, resolved in `resolve_plugin_settings` only. JUnit XML
 comes from pytest's own --junitxml.
@@ -24,6 +33,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -33,7 +43,13 @@ if TYPE_CHECKING:  # the suite itself is imported only when a run is configured:
     from conformance.runner import RunOutcome
     from conformance.settings import RunSettings
 
-__all__ = ["EnginyShouldWarning", "PluginOption", "RuleItem", "resolve_plugin_settings"]
+__all__ = [
+    "EnginyBaselineWarning",
+    "EnginyShouldWarning",
+    "PluginOption",
+    "RuleItem",
+    "resolve_plugin_settings",
+]
 
 GROUP: Final = "enginy-conformance"
 
@@ -84,6 +100,14 @@ OPTIONS: Final = (
         "ENGINY_ONLY",
         "Judge only these rule ids (comma-separated; the option is repeatable).",
     ),
+    PluginOption(
+        "baseline",
+        "--enginy-baseline",
+        "enginy_baseline",
+        "ENGINY_BASELINE",
+        "JSON file of accepted failures by rule id (enginy-conformance run --baseline-update writes it): a "
+        "failure it accepts is xfail with its reason; one whose entry expired fails as usual.",
+    ),
 )
 
 _SETTINGS_KEY: Final = pytest.StashKey["PluginSettings | None"]()
@@ -93,6 +117,10 @@ _OUTCOME_KEY: Final = pytest.StashKey["RunOutcome | str"]()
 
 class EnginyShouldWarning(UserWarning):
     """A SHOULD rule of the Enginy contract does not hold: a warning, not a failure."""
+
+
+class EnginyBaselineWarning(UserWarning):
+    """A rule holds although the baseline accepts its failure: the entry can be removed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +161,7 @@ def resolve_plugin_settings(
 
     Raises pytest.UsageError naming the option, variable or ini key whose value is bad.
     """
+    from conformance.baseline import load_baseline
     from conformance.config import parse_value
     from conformance.errors import UsageError
     from conformance.settings import RunSettings
@@ -151,9 +180,13 @@ def resolve_plugin_settings(
         else:
             continue
         try:
-            values[option.name] = parse_value(option.name, raw, where)
+            value = parse_value(option.name, raw, where)
         except UsageError as ex:
             raise pytest.UsageError(str(ex)) from None
+        if isinstance(value, Path) and where.endswith("ini file") and config.inipath is not None:
+            # An ini file's paths are its own folder's, as pytest's own path options are.
+            value = config.inipath.parent / value
+        values[option.name] = value
         sources[option.name] = where
     if "base_url" not in values:
         return None
@@ -161,6 +194,11 @@ def resolve_plugin_settings(
         raise pytest.UsageError(
             "enginy-conformance: a base URL is set but no API key; set ENGINY_API_KEY (or --enginy-api-key)."
         )
+    if "baseline" in values:
+        try:
+            load_baseline(values["baseline"])  # read now: a bad file is a usage error before anything is sent
+        except UsageError as ex:
+            raise pytest.UsageError(f"{ex} (from {sources['baseline']})") from None
     return PluginSettings(settings=RunSettings(**values), sources=sources)
 
 
@@ -179,10 +217,13 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
     settings = configured.settings
     only = ", ".join(settings.only) if settings.only else "all rules"
+    baseline = (
+        f", baseline {settings.baseline} ({configured.sources['baseline']})" if settings.baseline else ""
+    )
     return [
         f"enginy-conformance: base-url {safe_url(settings.base_url)} ({configured.sources['base_url']}), "
         f"api-key [REDACTED] ({configured.sources['api_key']}), header {settings.api_key_header}, "
-        f"profile {settings.profile}, {only}"
+        f"profile {settings.profile}, {only}{baseline}"
     ]
 
 
@@ -229,6 +270,16 @@ class RuleItem(pytest.Item):
             raise RuleFailed(outcome)
         result = next(r for r in outcome.report.results if r.rule.id == self.rule_id)
         self.user_properties.append(("outcome", result.outcome))
+        mark = result.baseline
+        if mark is not None:
+            from conformance.baseline import describe_mark
+
+            self.user_properties.append(("baseline", mark.status))
+            if result.accepted:
+                # The reason is what a reader of the xfail line needs; the finding is in the reports.
+                pytest.xfail(f"{self.rule_id} ({result.outcome}): {describe_mark(mark)}")
+            if mark.status == "stale":
+                warnings.warn(EnginyBaselineWarning(f"{self.rule_id}: {describe_mark(mark)}."), stacklevel=1)
         if result.outcome == "failed":
             raise RuleFailed(_describe(result))
         if result.outcome == "warning":
@@ -271,6 +322,10 @@ def _shared_run(item: RuleItem) -> RunOutcome | str:
 
 def _describe(result: Result) -> str:
     lines = [f"{result.rule.id} ({result.rule.level}): {result.rule.statement}"]
+    if result.baseline is not None:  # expired (an accepted failure never gets here)
+        from conformance.baseline import describe_mark
+
+        lines.append(f"  {describe_mark(result.baseline)}.")
     for evidence in result.failures:
         lines.append(f"  {evidence.message}")
         if evidence.expected:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 from enginy_spec import Rule
 
 __all__ = [
+    "BaselineMark",
+    "BaselineStatus",
+    "BaselineUse",
     "CreatedRecord",
     "Evidence",
     "Exchange",
@@ -33,6 +37,9 @@ Outcome = Literal["passed", "failed", "warning", "skipped"]
 # passed: every selected MUST rule was judged and holds; failed: a MUST rule does not hold; incomplete:
 # none failed, but at least one selected MUST rule could not be judged, so "passed" would claim too much.
 Verdict = Literal["passed", "failed", "incomplete"]
+
+# What a baseline entry did to the rule it names (decided in conformance.baseline, which says why).
+BaselineStatus = Literal["accepted", "expired", "stale", "not_judged"]
 
 # The order in which outcomes win when several pieces of evidence speak about one rule: a rule that
 # one source judged and another could not is judged ("passed" beats "skipped").
@@ -135,16 +142,38 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineMark:
+    """The baseline entry about one rule and what it did in this run (conformance.baseline decides).
+
+    Only "accepted" changes anything: the verdict ignores that rule's failure. The outcome and evidence
+    of the rule stay what the run saw, so a report still shows what failed.
+    """
+
+    status: BaselineStatus
+    reason: str
+    expires: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
-    """The verdict on one rule: the worst outcome of its evidence, and all of that evidence."""
+    """The verdict on one rule: the worst outcome of its evidence, and all of that evidence.
+
+    `baseline` is the entry of the run's baseline file about this rule, if there is one.
+    """
 
     rule: Rule
     outcome: Outcome
     evidence: tuple[Evidence, ...] = ()
+    baseline: BaselineMark | None = None
 
     @property
     def failures(self) -> tuple[Evidence, ...]:
         return tuple(e for e in self.evidence if e.outcome in ("failed", "warning"))
+
+    @property
+    def accepted(self) -> bool:
+        """A failure (or warning) the baseline accepts: shown as such, and left out of the verdict."""
+        return self.baseline is not None and self.baseline.status == "accepted"
 
 
 def fold(rule: Rule, evidence: Iterable[Evidence]) -> Result:
@@ -175,6 +204,15 @@ class CreatedRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineUse:
+    """The baseline file a run applied: where it is, and its entries about rules the run did not select
+    (ignored: an entry can say nothing about a rule that was not judged for want of being asked)."""
+
+    path: str
+    not_selected: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     """Everything the report writers need: one Result per judged rule plus the run's context.
 
@@ -195,18 +233,25 @@ class RunReport:
     # Requests sent, by who sent them: "scripted", and each phase of generated testing.
     requests: Mapping[str, int] = field(default_factory=dict)
     rate_limited: int = 0  # 429 answers with a Retry-After that the run waited out
+    baseline: BaselineUse | None = None  # the --baseline file applied to `results`, if any
 
     @property
     def verdict(self) -> Verdict:
         """MUST rules decide the verdict; SHOULD failures are warnings only.
 
-        A MUST rule that was not judged (write budget, a failed precondition, the server gone mid-run)
-        makes the verdict "incomplete" unless another MUST rule failed: the run cannot say "passed"
-        about what it did not see.
+        A MUST failure the baseline accepts does not count (it is listed in `accepted`). A MUST rule
+        that was not judged (write budget, a failed precondition, the server gone mid-run) makes the
+        verdict "incomplete" unless another MUST rule failed: the run cannot say "passed" about what it
+        did not see, and no baseline entry changes that.
         """
-        if any(r.outcome == "failed" for r in self.results):
+        if any(r.outcome == "failed" and not r.accepted for r in self.results):
             return "failed"
         return "incomplete" if self.not_judged else "passed"
+
+    @property
+    def accepted(self) -> tuple[Result, ...]:
+        """The failures and warnings the baseline accepts, in catalogue order."""
+        return tuple(r for r in self.results if r.accepted)
 
     @property
     def not_judged(self) -> tuple[Result, ...]:

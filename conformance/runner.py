@@ -1,8 +1,9 @@
 """One run of the suite: select rules, probe the server, judge, fold, report.
 
-    select rules (--only) → probe GET /health → scripted checks (catalogue order) → side evidence from
-    every scripted answer (SERVER-NO-5XX, RESPONSE-SCHEMA) → Schemathesis pass (conformance.engine) →
-    fold evidence into one Result per rule → RunReport → report files (conformance.report)
+    select rules (--only), read the baseline → probe GET /health → scripted checks (catalogue order) →
+    side evidence from every scripted answer (SERVER-NO-5XX, RESPONSE-SCHEMA) → Schemathesis pass
+    (conformance.engine) → fold evidence into one Result per rule → RunReport → the baseline applied
+    (and rewritten, with --baseline-update; conformance.baseline) → report files (conformance.report)
 
 Progress goes to the `out` callable one line per rule as it is judged (`✓` passed, `✗` failed, `!`
 warning, `-` skipped). Only `UsageError` and `TransportError` escape (exit 2): a server that answers
@@ -25,6 +26,15 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from conformance.baseline import (
+    accepted_summary,
+    apply_baseline,
+    baseline_notes,
+    describe_mark,
+    load_baseline,
+    updated_baseline,
+    write_baseline,
+)
 from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
 from conformance.checks._registry import RegisteredCheck
 from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, OutOfTime, Reply
@@ -63,6 +73,7 @@ __all__ = [
 
 Out = Callable[[str], None]
 MARKS: Final[dict[str, str]] = {"passed": "✓", "failed": "✗", "warning": "!", "skipped": "-"}
+ACCEPTED_MARK: Final = "~"  # in the summary table: a failure or warning the baseline accepts
 SCRIPTED: Final = "scripted"
 SIDE: Final = "scripted (side evidence)"
 ENGINE: Final = "schemathesis"
@@ -206,6 +217,10 @@ def describe_plan(settings: RunSettings, plan: RunPlan, *, engine: bool = True) 
         lines.append(
             "The Schemathesis pass is off: " + ", ".join(rule.id for rule in plan.generated) + " are skipped."
         )
+    if settings.baseline is not None:
+        # Read now: a bad file is as much a usage error in a dry run as in a real one.
+        listed = ", ".join(entry.rule for entry in load_baseline(settings.baseline).entries) or "none"
+        lines.append(f"Baseline {settings.baseline}: it accepts failures of {listed}.")
     return lines
 
 
@@ -238,7 +253,14 @@ def run(
     after the checks.
     """
     selected = select_rules(settings, catalogue)
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    # Read before anything is sent: a bad baseline file ends the run at once (exit 2), not after it.
+    baseline = (
+        load_baseline(settings.baseline, catalogue=catalogue, missing_ok=settings.update_baseline)
+        if settings.baseline is not None
+        else None
+    )
+    now = datetime.now(UTC)
+    started_at = now.isoformat(timespec="seconds")
     started = time.monotonic()
     deadline = started + settings.max_time if settings.max_time is not None else None
     client = Client(
@@ -329,6 +351,15 @@ def run(
         requests={"scripted": scripted_requests, **engine_requests},
         rate_limited=client.rate_limited,
     )
+    if baseline is not None:
+        if settings.update_baseline:
+            update = updated_baseline(baseline, report, today=now.date(), catalogue=catalogue)
+            write_baseline(update.baseline)
+            notes.append(update.note)
+            baseline = update.baseline
+        # Expiry is judged on the day the run started (UTC), so one run has one answer.
+        report = apply_baseline(report, baseline, today=now.date())
+        notes.extend(baseline_notes(report))
     paths: dict[str, Path] = {}
     if write:
         paths = _write_reports(report, settings.report_dir, notes)
@@ -883,7 +914,18 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 
 def reason_of(result: Result) -> str:
-    """One line saying why a rule got its outcome."""
+    """One line saying why a rule got its outcome, and what its baseline entry, if any, did."""
+    mark = result.baseline
+    if mark is None:
+        return _finding(result)
+    if mark.status == "accepted":
+        return _one_line(f"{describe_mark(mark)} — {_finding(result)}")
+    if mark.status == "expired":
+        return _one_line(f"{describe_mark(mark)}. {_finding(result)}")
+    return _one_line(f"{_finding(result)} {describe_mark(mark)}.")
+
+
+def _finding(result: Result) -> str:
     if result.outcome in ("failed", "warning"):
         item = result.failures[0]
         detail = f" Got: {item.actual}" if item.actual else ""
@@ -899,27 +941,48 @@ def reason_of(result: Result) -> str:
 def summary_table(report: RunReport) -> list[str]:
     """The end-of-run table: rule, level, outcome, one-line reason; then the counts and the verdict."""
     width = max((len(r.rule.id) for r in report.results), default=4)
-    lines = [f"{'Rule':<{width}}  Level   Outcome  Reason", f"{'-' * width}  ------  -------  ------"]
-    for result in report.results:
-        outcome = f"{MARKS[result.outcome]} {result.outcome}"
-        lines.append(f"{result.rule.id:<{width}}  {result.rule.level:<6}  {outcome:<8} {reason_of(result)}")
-    counts = ", ".join(f"{report.count(o)} {o}" for o in ("passed", "failed", "warning", "skipped"))
-    lines += ["", f"{counts} in {report.duration_s:.1f} s. {verdict_line(report)}"]
+    cells = [_outcome_cell(result) for result in report.results]
+    wide = max((len(cell) for cell in cells), default=8)
+    lines = [
+        f"{'Rule':<{width}}  Level   {'Outcome':<{wide}} Reason",
+        f"{'-' * width}  ------  {'-' * 7:<{wide}} ------",
+    ]
+    for result, cell in zip(report.results, cells, strict=True):
+        lines.append(f"{result.rule.id:<{width}}  {result.rule.level:<6}  {cell:<{wide}} {reason_of(result)}")
+    counts = []
+    for outcome in ("passed", "failed", "warning", "skipped"):
+        accepted = sum(1 for result in report.accepted if result.outcome == outcome)
+        counts.append(f"{report.count(outcome)} {outcome}" + (f" ({accepted} accepted)" if accepted else ""))
+    lines += ["", f"{', '.join(counts)} in {report.duration_s:.1f} s. {verdict_line(report)}"]
     return lines
+
+
+def _outcome_cell(result: Result) -> str:
+    # An accepted failure says both: what the run saw, and that the baseline accepts it.
+    if result.accepted:
+        return f"{ACCEPTED_MARK} {result.outcome}, accepted"
+    return f"{MARKS[result.outcome]} {result.outcome}"
 
 
 def verdict_line(report: RunReport) -> str:
     """The verdict in one sentence, naming what was not judged when the run is INCOMPLETE."""
+    accepted = accepted_summary(report)
+    tail = f" {accepted}" if accepted else ""
     if report.verdict == "failed":
-        return "FAILED: a MUST rule does not hold."
+        return "FAILED: a MUST rule does not hold." + tail
     if report.verdict == "passed":
-        return "PASSED: every selected MUST rule was judged and holds."
+        if any(result.outcome == "failed" for result in report.accepted):
+            return (
+                "PASSED: every selected MUST rule was judged and holds, apart from failures the baseline "
+                "accepts." + tail
+            )
+        return "PASSED: every selected MUST rule was judged and holds." + tail
     missing = report.not_judged
     listed = ", ".join(result.rule.id for result in missing[:_MAX_LISTED])
     more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
     return (
         f"INCOMPLETE: no MUST rule failed, but {len(missing)} could not be judged ({listed}{more}); "
-        "the table says why."
+        "the table says why." + tail
     )
 
 
@@ -936,6 +999,8 @@ def _public_settings(settings: RunSettings, run_id: str) -> dict[str, object]:
         "concurrency": settings.concurrency,
         "max_time": settings.max_time,
         "seed": settings.seed,
+        "baseline": str(settings.baseline) if settings.baseline is not None else None,
+        "baseline_update": settings.update_baseline,
         "tag": settings.tag,
         "run_id": run_id,
     }

@@ -33,6 +33,9 @@ class RunSettings:
     # other cost, and a staging server takes 16 connections in its stride (a 429 slows the run down).
     concurrency: int = 16
     max_time: float | None = None  # seconds for the whole run; past it, what is left is not judged
+    # The file of accepted failures (conformance.baseline), and whether to rewrite it after the run.
+    baseline: Path | None = None
+    update_baseline: bool = False
     dry_run: bool = False
     workers: int = 1  # Schemathesis threads in one process (the partitioned pass uses processes instead)
     tag: str = "enginy-conformance"  # prefix of every record the run creates, so it can be cleaned up

@@ -10,15 +10,16 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from conformance.results import Outcome, RecordedRequest, Result, RunReport
+from conformance.results import RecordedRequest, Result, RunReport
 
 __all__ = [
     "ENV_KEY",
-    "OUTCOME_ORDER",
+    "GROUP_ORDER",
     "REDACTED",
     "SECRET_PLACEHOLDERS",
     "curl_command",
     "family",
+    "group_of",
     "key_header",
     "markup_safe",
     "not_judged_reason",
@@ -34,8 +35,9 @@ REDACTED: Final = "[REDACTED]"
 SECRET_PLACEHOLDERS: Final = frozenset({REDACTED, "[Filtered]"})
 DEFAULT_KEY_HEADER: Final = "X-API-Key"
 
-# Reading order in the HTML and the summary: what needs action first.
-OUTCOME_ORDER: Final[Mapping[Outcome, int]] = {"failed": 0, "warning": 1, "skipped": 2, "passed": 3}
+# Reading order in the HTML and the summary, by group (`group_of`): what needs action first. Failures
+# the baseline accepts come after the warnings: known, and with a reason, but not fixed.
+GROUP_ORDER: Final[Mapping[str, int]] = {"failed": 0, "warning": 1, "accepted": 2, "skipped": 3, "passed": 4}
 
 # The JUnit classname (`enginy.<family>`) and the JSON `family` of a rule, by the first word of its id.
 _FAMILIES: Final[Mapping[str, str]] = {
@@ -98,9 +100,14 @@ def not_judged_reason(result: Result) -> str:
     return messages[0] if messages else "Nothing in this run judged it."
 
 
+def group_of(result: Result) -> str:
+    """The group a report shows a rule in: its outcome, or "accepted" when the baseline accepts it."""
+    return "accepted" if result.accepted else result.outcome
+
+
 def ordered(results: Iterable[Result]) -> list[Result]:
-    """Failures first, then warnings, skipped and passed; catalogue order within each group."""
-    return sorted(results, key=lambda result: OUTCOME_ORDER[result.outcome])  # sorted() is stable
+    """Failures first, then warnings, accepted, skipped and passed; catalogue order within each group."""
+    return sorted(results, key=lambda result: GROUP_ORDER[group_of(result)])  # sorted() is stable
 
 
 def _is_sensitive(name: str) -> bool:

@@ -1,6 +1,7 @@
 """report.html: one self-contained page for people (inline CSS, no scripts, no external assets).
 
-Failures come first, then warnings, skipped and passed rules. Each failure shows the rule, its level,
+Failures come first, then warnings, failures the baseline accepts (each with the baseline's reason and
+expiry, and its evidence in full), skipped and passed rules. Each failure shows the rule, its level,
 the sentence of the docs it rests on, expected against actual, every request and response, and a curl
 command that replays the request with the key read from $ENGINY_API_KEY. Everything that came from the
 server (or from a check's message) is escaped: a report must never run what a server answered.
@@ -13,28 +14,33 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
+from conformance.baseline import accepted_summary, describe_mark
 from conformance.report._common import (
     ENV_KEY,
     curl_command,
     family,
+    group_of,
     key_header,
     markup_safe,
     not_judged_reason,
     ordered,
 )
-from conformance.results import Evidence, Exchange, Outcome, Result, RunReport
+from conformance.results import Evidence, Exchange, Result, RunReport
 
 __all__ = ["render_html", "write_html"]
 
-_TITLES: Final[Mapping[Outcome, str]] = {
+# By group (conformance.report._common.group_of), in reading order.
+_TITLES: Final[Mapping[str, str]] = {
     "failed": "Failed (MUST)",
     "warning": "Warnings (SHOULD)",
+    "accepted": "Accepted by the baseline",
     "skipped": "Skipped",
     "passed": "Passed",
 }
 
 _CSS: Final = """
-:root { --fail: #b42318; --warn: #b54708; --skip: #475467; --pass: #067647; --line: #d0d5dd; }
+:root { --fail: #b42318; --warn: #b54708; --skip: #475467; --pass: #067647; --accept: #6941c6;
+        --line: #d0d5dd; }
 * { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #101828;
        margin: 0 auto; max-width: 1100px; padding: 1.5rem; }
@@ -54,11 +60,14 @@ th, td { text-align: left; vertical-align: top; padding: .3rem .5rem; border-bot
          padding: 0 .4rem; border-radius: 3px; color: #fff; }
 .badge.failed { background: var(--fail); } .badge.warning { background: var(--warn); }
 .badge.skipped { background: var(--skip); } .badge.passed { background: var(--pass); }
+.badge.accepted { background: var(--accept); }
 .level { font-size: .8rem; border: 1px solid var(--line); border-radius: 3px; padding: 0 .3rem; }
 article.rule { border: 1px solid var(--line); border-left-width: 6px; border-radius: 4px;
                padding: .75rem 1rem; margin: 1rem 0; }
 article.failed { border-left-color: var(--fail); } article.warning { border-left-color: var(--warn); }
 article.skipped { border-left-color: var(--skip); } article.passed { border-left-color: var(--pass); }
+article.accepted { border-left-color: var(--accept); }
+p.baseline { border-left: 3px solid var(--accept); padding: .25rem .75rem; background: #f4f3ff; }
 blockquote { margin: .5rem 0; padding: .25rem .75rem; border-left: 3px solid var(--line); color: #344054; }
 blockquote footer { font-size: .85rem; color: #667085; }
 .evidence { margin-top: .75rem; padding-top: .5rem; border-top: 1px dashed var(--line); }
@@ -125,16 +134,28 @@ def _evidence(item: Evidence, header: str, *, detailed: bool) -> str:
     return "".join(parts)
 
 
+def _badges(result: Result) -> str:
+    # An accepted failure keeps its own badge: the baseline accepts it, it does not make it pass.
+    badge = f'<span class="badge {_e(result.outcome)}">{_e(result.outcome)}</span>'
+    return badge + (' <span class="badge accepted">accepted</span>' if result.accepted else "")
+
+
 def _rule(result: Result, header: str) -> str:
     rule = result.rule
+    # Accepted failures are detailed as failures are: accepting one must not hide what failed.
     detailed = result.outcome in ("failed", "warning")
     shown = result.failures if detailed else result.evidence
     others = tuple(item for item in result.evidence if item not in shown)
     body = [
-        f'<article class="rule {_e(result.outcome)}" id="rule-{_e(rule.id)}">',
-        f'<h3><span class="badge {_e(result.outcome)}">{_e(result.outcome)}</span> {_e(rule.id)} '
+        f'<article class="rule {_e(group_of(result))}" id="rule-{_e(rule.id)}">',
+        f"<h3>{_badges(result)} {_e(rule.id)} "
         f'<span class="level">{_e(rule.level)}</span> '
         f'<span class="source">enginy.{_e(family(rule.id))}</span></h3>',
+        *(
+            [f'<p class="baseline">{_e(describe_mark(result.baseline))}.</p>']
+            if result.baseline is not None
+            else []
+        ),
         f"<p>{_e(rule.statement)}</p>",
         f"<blockquote><p>“{_e(rule.source.quote)}”</p><footer>{_e(rule.source.document)}</footer></blockquote>",
         f'<p class="source">Operations: {_e(", ".join(rule.operations))}</p>',
@@ -157,7 +178,7 @@ def _index(results: Iterable[Result]) -> str:
         rows.append(
             f'<tr><td><a href="#rule-{_e(result.rule.id)}">{_e(result.rule.id)}</a></td>'
             f"<td>{_e(result.rule.level)}</td>"
-            f'<td><span class="badge {_e(result.outcome)}">{_e(result.outcome)}</span></td>'
+            f"<td>{_badges(result)}</td>"
             f"<td>{_e(reason[:200])}</td></tr>"
         )
     return (
@@ -180,10 +201,10 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
         f"{report.count(outcome)} {outcome}" for outcome in ("failed", "warning", "skipped", "passed")
     )
     sections = []
-    for outcome, title in _TITLES.items():
-        group = [result for result in results if result.outcome == outcome]
+    for name, title in _TITLES.items():
+        group = [result for result in results if group_of(result) == name]
         if group:
-            sections.append(f'<section id="{outcome}"><h2>{_e(title)} ({len(group)})</h2>')
+            sections.append(f'<section id="{name}"><h2>{_e(title)} ({len(group)})</h2>')
             sections += [_rule(result, header) for result in group]
             sections.append("</section>")
     created = "".join(
@@ -204,7 +225,10 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
     verdict = report.verdict
     meaning = {
         "failed": "A MUST rule does not hold (exit 1).",
-        "passed": "Every selected MUST rule was judged and holds (exit 0).",
+        "passed": "Every selected MUST rule was judged and holds (exit 0)."
+        if not any(result.outcome == "failed" for result in report.accepted)
+        else "Every selected MUST rule was judged and holds, apart from failures the baseline accepts "
+        "(exit 0).",
         "incomplete": "No MUST rule failed, but some could not be judged, so the run cannot say PASSED "
         "(exit 3). Not judged:",
     }[verdict]
@@ -214,6 +238,10 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
         for result in report.not_judged
     )
     not_judged = f'<ul class="not-judged">{missing}</ul>' if missing else ""
+    baseline = ""
+    if report.baseline is not None:
+        accepted = accepted_summary(report) or "It accepts no failure of this run."
+        baseline = f"<dt>Baseline</dt><dd><code>{_e(report.baseline.path)}</code>. {_e(accepted)}</dd>\n"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -232,7 +260,7 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
 <dt>Started</dt><dd>{_e(report.started_at)}</dd>
 <dt>Duration</dt><dd>{report.duration_s:.1f} s</dd>
 <dt>Rules</dt><dd>{len(report.results)}: {_e(counts)}</dd>
-</dl>
+{baseline}</dl>
 <p>MUST rules decide the verdict; SHOULD rules can only warn.</p>
 </header>
 <nav><h2>All rules</h2>{_index(results)}</nav>

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
+from conformance.baseline import describe_mark
 from conformance.exit_codes import for_verdict
 from conformance.report._common import (
     curl_command,
@@ -19,7 +20,15 @@ from conformance.report._common import (
     scrub_settings,
     unicode_safe,
 )
-from conformance.results import Evidence, Exchange, RecordedRequest, RecordedResponse, Result, RunReport
+from conformance.results import (
+    BaselineMark,
+    Evidence,
+    Exchange,
+    RecordedRequest,
+    RecordedResponse,
+    Result,
+    RunReport,
+)
 
 __all__ = ["FORMAT", "REPORT_SCHEMA_PATH", "VERSION", "to_document", "write_json"]
 
@@ -71,18 +80,41 @@ def _evidence(item: Evidence, header: str) -> dict[str, Any]:
     }
 
 
+def _mark(mark: BaselineMark | None) -> dict[str, Any] | None:
+    if mark is None:
+        return None
+    return {
+        "status": mark.status,
+        "reason": mark.reason,
+        "expires": mark.expires.isoformat() if mark.expires is not None else None,
+        "note": describe_mark(mark),
+    }
+
+
 def _result(result: Result, header: str) -> dict[str, Any]:
     rule = result.rule
     return {
         "rule": rule.id,
         "level": rule.level,
         "family": family(rule.id),
+        # What the run saw, also when the baseline accepts it (then `baseline.status` is "accepted").
         "outcome": result.outcome,
+        "baseline": _mark(result.baseline),
         "statement": rule.statement,
         "operations": list(rule.operations),
         "source": {"document": rule.source.document, "quote": rule.source.quote},
         "evidence": [_evidence(item, header) for item in result.evidence],
     }
+
+
+def _baseline(report: RunReport) -> dict[str, Any] | None:
+    if report.baseline is None:
+        return None
+    by_status: dict[str, list[str]] = {"accepted": [], "expired": [], "stale": [], "not_judged": []}
+    for result in report.results:
+        if result.baseline is not None:
+            by_status[result.baseline.status].append(result.rule.id)
+    return {"path": report.baseline.path, **by_status, "not_selected": list(report.baseline.not_selected)}
 
 
 def to_document(report: RunReport) -> dict[str, Any]:
@@ -106,7 +138,9 @@ def to_document(report: RunReport) -> dict[str, Any]:
             "failed": report.count("failed"),
             "warning": report.count("warning"),
             "skipped": report.count("skipped"),
+            "accepted": len(report.accepted),
         },
+        "baseline": _baseline(report),
         "results": [_result(result, header) for result in report.results],
         "created": [{"kind": record.kind, "id": record.id, "via": record.via} for record in report.created],
         "untagged_records": report.untagged,

@@ -8,6 +8,17 @@ Mapping, chosen so that CI fails exactly when the verdict does:
     skipped                 -> <skipped message="why"/>
     passed                  -> an empty testcase
 
+With a baseline (conformance.baseline), a testcase whose rule has an entry also carries testcase
+<properties>: `baseline` (accepted, expired, stale or not_judged), `baseline_reason` and, when set,
+`baseline_expires`; and
+
+    failed or warning, accepted -> <skipped type="accepted" message="Accepted by the baseline until
+                                   DATE: reason — the finding">details</skipped>: CI stays green
+                                   (the verdict ignores it), the widget shows it apart from the
+                                   passes, and the details keep every request of the failure
+    failed, entry expired       -> <failure> as above, its message starting with the expiry
+    passed, entry stale         -> a passing testcase whose <system-out> says the entry can go
+
 and, only when the verdict is INCOMPLETE (exit 3), one more testcase `verdict` (classname
 `enginy.run`) holding an <error type="INCOMPLETE"> that lists the MUST rules not judged: the job fails
 on exit 3, and a CI widget would otherwise show nothing but green and grey.
@@ -24,6 +35,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Final
 
+from conformance.baseline import describe_mark
 from conformance.report._common import curl_command, family, key_header, markup_safe, not_judged_reason
 from conformance.results import Evidence, Result, RunReport
 
@@ -67,14 +79,37 @@ def _reason(result: Result) -> str:
     return _one_line(messages[0]) if messages else "Not judged."
 
 
+def _marked(result: Result, reason: str) -> str:
+    # The baseline's word first: a CI widget cuts long messages, and this is what explains the colour.
+    if result.baseline is None:
+        return reason
+    if result.baseline.status in ("accepted", "expired"):
+        return _one_line(f"{describe_mark(result.baseline)} — {reason}")
+    return _one_line(f"{reason} {describe_mark(result.baseline)}.")
+
+
+def _baseline_properties(case: ET.Element, result: Result) -> None:
+    mark = result.baseline
+    if mark is None:
+        return
+    properties = ET.SubElement(case, "properties")
+    values = [("baseline", mark.status), ("baseline_reason", mark.reason)]
+    if mark.expires is not None:
+        values.append(("baseline_expires", mark.expires.isoformat()))
+    for name, value in values:
+        ET.SubElement(properties, "property", {"name": name, "value": value})
+
+
 def to_element(report: RunReport) -> ET.Element:
     header = key_header(report)
     incomplete = report.verdict == "incomplete"
+    accepted = len(report.accepted)
+    failures = sum(1 for result in report.results if result.outcome == "failed" and not result.accepted)
     counts = {
         "tests": str(len(report.results) + (1 if incomplete else 0)),
-        "failures": str(report.count("failed")),
+        "failures": str(failures),
         "errors": "1" if incomplete else "0",
-        "skipped": str(report.count("skipped")),
+        "skipped": str(report.count("skipped") + accepted),
         "time": f"{report.duration_s:.3f}",
     }
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
@@ -84,12 +119,15 @@ def to_element(report: RunReport) -> ET.Element:
         {"name": SUITE_NAME, **counts, "timestamp": report.started_at, "hostname": socket.gethostname()},
     )
     properties = ET.SubElement(suite, "properties")
-    for name, value in (
+    values = [
         ("target", report.target),
         ("profile", report.profile),
         ("verdict", report.verdict),
         ("warnings", str(report.count("warning"))),
-    ):
+    ]
+    if report.baseline is not None:
+        values += [("baseline", report.baseline.path), ("accepted", str(accepted))]
+    for name, value in values:
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for result in report.results:
         case = ET.SubElement(
@@ -97,16 +135,26 @@ def to_element(report: RunReport) -> ET.Element:
             "testcase",
             {"name": result.rule.id, "classname": f"enginy.{family(result.rule.id)}", "time": "0"},
         )
-        if result.outcome == "failed":
-            failure = ET.SubElement(case, "failure", {"message": _reason(result), "type": result.rule.level})
+        _baseline_properties(case, result)
+        if result.accepted:
+            skipped = ET.SubElement(
+                case, "skipped", {"type": "accepted", "message": _marked(result, _reason(result))}
+            )
+            skipped.text = _details(result, result.failures, header)
+        elif result.outcome == "failed":
+            failure = ET.SubElement(
+                case, "failure", {"message": _marked(result, _reason(result)), "type": result.rule.level}
+            )
             failure.text = _details(result, result.failures, header)
         elif result.outcome == "warning":
             out = ET.SubElement(case, "system-out")
-            out.text = f"WARNING ({result.rule.level}): {_reason(result)}\n\n" + _details(
+            out.text = f"WARNING ({result.rule.level}): {_marked(result, _reason(result))}\n\n" + _details(
                 result, result.failures, header
             )
         elif result.outcome == "skipped":
-            ET.SubElement(case, "skipped", {"message": _reason(result)})
+            ET.SubElement(case, "skipped", {"message": _marked(result, _reason(result))})
+        elif result.baseline is not None:  # passed, and the entry about it is stale
+            ET.SubElement(case, "system-out").text = describe_mark(result.baseline) + "."
     if incomplete:
         missing = report.not_judged
         case = ET.SubElement(suite, "testcase", {"name": "verdict", "classname": "enginy.run", "time": "0"})

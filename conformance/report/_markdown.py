@@ -1,7 +1,8 @@
 """summary.md: a short Markdown summary for a CI job page ($GITHUB_STEP_SUMMARY, a GitLab MR note).
 
-A verdict line, the counts, a table of the failed and warning rules with a one-line reason each, and a
-pointer to report.html for the requests, responses and curl commands. Server text is escaped: GitHub
+A verdict line, the counts, a table of the failed and warning rules with a one-line reason each (those
+the baseline accepts last, marked accepted, with its reason and expiry), the baseline's stale entries,
+and a pointer to report.html for the requests, responses and curl commands. Server text is escaped: GitHub
 renders inline HTML in Markdown, so `<`, `>` and `&` become entities and `|` cannot break the table.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from conformance.baseline import accepted_summary, describe_mark
 from conformance.report._common import not_judged_reason, ordered, unicode_safe
 from conformance.results import Result, RunReport
 
 __all__ = ["render_markdown", "write_markdown"]
 
-_ICONS: Final = {"failed": "❌", "warning": "⚠️", "skipped": "⏭️", "passed": "✅"}
+_ICONS: Final = {"failed": "❌", "warning": "⚠️", "skipped": "⏭️", "passed": "✅", "accepted": "☑️"}
 _VERDICT_ICONS: Final = {"failed": "❌", "incomplete": "🟡", "passed": "✅"}
 _MAX_REASON: Final = 160
 
@@ -31,7 +33,16 @@ def _cell(text: str) -> str:
 
 def _reason(result: Result) -> str:
     item = result.failures[0]
-    return f"{item.message} Got: {item.actual}" if item.actual else item.message
+    finding = f"{item.message} Got: {item.actual}" if item.actual else item.message
+    if result.baseline is not None:  # accepted or expired: the baseline's word first, the cell is cut
+        return f"{describe_mark(result.baseline)} — {finding}"
+    return finding
+
+
+def _outcome(result: Result) -> str:
+    if result.accepted:
+        return f"{_ICONS['accepted']} {result.outcome}, accepted"
+    return f"{_ICONS[result.outcome]} {result.outcome}"
 
 
 def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str:
@@ -52,12 +63,14 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
         lines += ["| Rule | Level | Outcome | Reason |", "|---|---|---|---|"]
         for result in flagged:
             lines.append(
-                f"| `{result.rule.id}` | {result.rule.level} | {_ICONS[result.outcome]} {result.outcome} "
+                f"| `{result.rule.id}` | {result.rule.level} | {_outcome(result)} "
                 f"| {_cell(_reason(result))} |"
             )
         lines.append("")
     else:
         lines += ["No rule failed or warned.", ""]
+    if report.baseline is not None:
+        lines += _baseline_lines(report)
     if verdict == "failed":
         lines.append("MUST rules failed, so the suite exits 1. SHOULD rules only warn.")
     elif verdict == "incomplete":
@@ -68,6 +81,11 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
             "",
             *(f"- `{result.rule.id}`: {_cell(not_judged_reason(result))}" for result in missing),
         ]
+    elif any(result.outcome == "failed" for result in report.accepted):
+        lines.append(
+            "Every selected MUST rule was judged and holds, apart from the failures the baseline accepts, so "
+            "the suite exits 0. Warnings, if any, are SHOULD rules and do not fail the run."
+        )
     else:
         lines.append(
             "Every selected MUST rule was judged and holds. Warnings, if any, are SHOULD rules and do not "
@@ -85,6 +103,16 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
             f"server{untagged}; report.json lists them for cleanup."
         )
     return "\n".join(lines) + "\n"
+
+
+def _baseline_lines(report: RunReport) -> list[str]:
+    assert report.baseline is not None
+    accepted = accepted_summary(report) or "It accepts no failure of this run."
+    lines = [f"Baseline file `{_cell(report.baseline.path)}`. {_cell(accepted)}"]
+    for result in report.results:
+        if result.baseline is not None and result.baseline.status in ("stale", "not_judged"):
+            lines.append(f"- `{result.rule.id}`: {_cell(describe_mark(result.baseline))}.")
+    return [*lines, ""]
 
 
 def write_markdown(report: RunReport, path: Path) -> Path:

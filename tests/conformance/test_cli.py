@@ -65,6 +65,13 @@ def test_help_says_to_prefer_the_environment_for_the_key():
     assert "ENGINY_API_KEY" in CliRunner().invoke(cli, ["run", "--help"]).output
 
 
+def test_run_help_documents_the_baseline_and_its_update():
+    text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert "--baseline FILE" in text and "[env ENGINY_BASELINE]" in text
+    assert "--baseline-update" in text and "Exits 0 when the file written accepts every failure" in text
+    assert "--base-url http://localhost:8080 --baseline known.json --baseline-update" in text  # the example
+
+
 # --- rules ---------------------------------------------------------------------------------------------
 
 

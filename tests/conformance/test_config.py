@@ -160,3 +160,31 @@ def test_a_dry_run_needs_no_key():
 def test_the_key_is_never_in_the_settings_repr():
     settings = resolve_settings({}, TARGET).settings
     assert "env-key" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "file", "expected", "source"),
+    [
+        (Path("flag.json"), "env.json", 'baseline = "file.json"', Path("flag.json"), "flag"),
+        (None, "env.json", 'baseline = "file.json"', Path("env.json"), "env"),
+        (None, None, 'baseline = "file.json"', Path("file.json"), "file"),
+        (None, None, "", None, "default"),
+    ],
+)
+def test_the_baseline_comes_from_flag_env_file_like_any_setting(tmp_path, flag, env, file, expected, source):
+    config = write(tmp_path / "c.toml", file)
+    environ = dict(TARGET, **({"ENGINY_BASELINE": env} if env else {}))
+    resolved = resolve_settings({"baseline": flag}, environ, config_file=config)
+    assert (resolved.settings.baseline, resolved.sources["baseline"]) == (expected, source)
+    assert resolved.settings.update_baseline is False
+
+
+def test_baseline_update_takes_the_file_from_any_source_and_refuses_none(tmp_path):
+    settings = resolve_settings({}, dict(TARGET, ENGINY_BASELINE="known.json"), update_baseline=True).settings
+    assert (settings.baseline, settings.update_baseline) == (Path("known.json"), True)
+    with pytest.raises(UsageError, match=r"^--baseline-update needs the file to write"):
+        resolve_settings({}, TARGET, update_baseline=True)
+    with pytest.raises(UsageError, match=r"^--baseline-update and --dry-run cannot go together"):
+        resolve_settings({"baseline": Path("known.json")}, TARGET, update_baseline=True, dry_run=True)
+    with pytest.raises(UsageError, match=r"baseline in .* must be a non-empty string"):
+        resolve_settings({}, TARGET, config_file=write(tmp_path / "c.toml", "baseline = 3"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conformance.plugin import OPTIONS
@@ -134,3 +136,81 @@ def test_an_unreachable_server_fails_every_item_in_one_line(pytester, clean_env,
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*The server could not be judged: Could not connect*connection refused*"])
     assert CANARY not in result.stdout.str()
+
+
+# --- a baseline (--enginy-baseline, enginy_baseline) ----------------------------------------------------
+
+ACCEPTED = "TASK-GET-UNKNOWN"
+EXPIRED = "TASK-CREATE-RETURNS-ID"
+
+
+@pytest.fixture(scope="module")
+def broken(start_mocks):
+    """The real mock, breaking two MUST rules."""
+    return start_mocks("--fault", ACCEPTED, "--fault", EXPIRED)
+
+
+def write_baseline(path, *entries):
+    path.write_text(json.dumps({"version": 1, "accepted": list(entries)}), encoding="utf-8")
+    return path
+
+
+def test_an_accepted_failure_is_xfail_an_expired_one_fails_a_stale_one_warns(pytester, clean_env, broken):
+    clean_env.setenv("ENGINY_API_KEY", broken.key)
+    write_baseline(
+        pytester.path / "known.json",
+        {"rule": ACCEPTED, "reason": "fixed by CRM-812", "expires": "2099-12-31"},
+        {"rule": EXPIRED, "reason": "ids come later", "expires": "2020-01-01"},
+        {"rule": "HEALTH-OK", "reason": "was down in March"},
+    )
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        "-rA",
+        f"--junitxml={junit}",
+        f"--enginy-base-url={broken.url}",
+        f"--enginy-only={ACCEPTED},{EXPIRED},HEALTH-OK",
+        "--enginy-baseline=known.json",
+    )
+    result.assert_outcomes(passed=1, failed=1, xfailed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*enginy-conformance: base-url*, baseline known.json (--enginy-baseline)*",
+            f"XFAIL *test_rule[[]{ACCEPTED}[]]*{ACCEPTED} (failed): Accepted by the baseline until "
+            "2099-12-31: fixed by CRM-812*",
+            f"FAILED *test_rule[[]{EXPIRED}[]]*",
+        ]
+    )
+    output = result.stdout.str()
+    assert "The baseline entry for it expired on 2020-01-01, so this failure counts again" in output
+    assert "EnginyBaselineWarning: HEALTH-OK: The rule holds now: its baseline entry can be removed" in output
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    xml = junit.read_text(encoding="utf-8")
+    assert f'name="test_rule[{ACCEPTED}]"' in xml and 'type="pytest.xfail"' in xml
+
+
+def test_a_run_whose_only_failure_is_accepted_exits_0_with_the_ini_twin(pytester, clean_env, broken):
+    clean_env.setenv("ENGINY_API_KEY", broken.key)
+    write_baseline(pytester.path / "known.json", {"rule": ACCEPTED, "reason": "fixed by CRM-812"})
+    pytester.makeini(f"[pytest]\nenginy_base_url = {broken.url}\nenginy_baseline = known.json\n")
+    without = pytester.runpytest(f"--enginy-only={ACCEPTED}", "--enginy-baseline=missing-on-purpose.json")
+    assert without.ret == pytest.ExitCode.USAGE_ERROR  # the flag beats the ini
+    result = pytester.runpytest(f"--enginy-only={ACCEPTED},HEALTH-OK")
+    result.assert_outcomes(passed=1, xfailed=1)
+    assert result.ret == pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "missing.json does not exist"),
+        ('{"version": 1, "accepted": [{"rule": "TASK-GTE", "reason": "x"}]}', "did you mean TASK-GET?"),
+    ],
+)
+def test_a_bad_baseline_is_a_usage_error_naming_its_source(pytester, clean_env, text, message):
+    clean_env.setenv("ENGINY_API_KEY", "k")
+    if text is not None:
+        (pytester.path / "missing.json").write_text(text, encoding="utf-8")
+    clean_env.setenv("ENGINY_BASELINE", "missing.json")
+    result = pytester.runpytest("--enginy-base-url=http://127.0.0.1:9")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*(from ENGINY_BASELINE in the environment)*"])

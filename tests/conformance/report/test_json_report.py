@@ -46,7 +46,15 @@ def test_header_fields(document: dict[str, Any], report: RunReport) -> None:
     assert document["profile"] == "quick"
     assert document["started_at"] == report.started_at
     assert document["duration_s"] == 12.5
-    assert document["summary"] == {"total": 6, "passed": 1, "failed": 2, "warning": 1, "skipped": 2}
+    assert document["summary"] == {
+        "total": 6,
+        "passed": 1,
+        "failed": 2,
+        "warning": 1,
+        "skipped": 2,
+        "accepted": 0,
+    }
+    assert document["baseline"] is None  # no --baseline given
     assert document["created"] == [{"kind": "task", "id": "task-1", "via": "POST /tasks"}]
     assert document["tool_versions"] == {"python": "3.11.7", "schemathesis": "4.32.5"}
 
