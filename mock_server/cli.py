@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from enginy_spec import load_catalogue
+from enginy_spec import load_catalogue, version_line
 from mock_server.app import create_app
 from mock_server.config import DEFAULT_API_KEY_HEADER, DEFAULT_MAX_BODY_BYTES, MockConfig
 from mock_server.errors import MisconfigurationError
@@ -61,8 +61,9 @@ class _ScenarioUsageError(click.UsageError):
         self.problems = tuple(problems)
 
     def show(self, file: Any = None) -> None:
+        # The prefix every other mistake of the mock carries, so a wrapper reading stderr finds them all.
         for line in self.problems:
-            click.echo(line, err=True)
+            click.echo(f"{PROG}: error: {line}", err=True)
 
 
 # Where a value came from decides whether it beats the scenario file: given on the command line or
@@ -332,6 +333,14 @@ def _open_store(db: Path | None) -> Store:
     "becomes that rule's fault; its key header and answer latency are kept). Not with --scenario.",
 )
 @click.option("--list-faults", is_flag=True, help="Print the fault profiles and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _, value: _print_version(ctx) if value else None,
+    help="Print the version of the mock, the spec and Schemathesis, and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --list-faults: print them as JSON.")
 def cli(
     host: str,
@@ -399,6 +408,9 @@ def cli(
     if scenario is not None:
         about = f" ({' '.join(scenario.description.split())})" if scenario.description else ""
         click.echo(f"{PROG} scenario: {scenario.source}{about}", err=True)
+    for selection in parse_faults(config.fault_specs):
+        # Support reads these lines to know what the mock is doing wrong on purpose.
+        click.echo(f"{PROG} fault: {selection} ({_first_sentence(selection.fault.description)})", err=True)
     _configure_logging(log_level, config.secrets)
     store = _open_store(db)
     try:
@@ -416,6 +428,17 @@ def cli(
     finally:
         store.close()
     click.echo(f"{PROG} stopped")
+
+
+def _print_version(ctx: click.Context) -> None:
+    click.echo(version_line(PROG))
+    ctx.exit()
+
+
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    head, dot, _ = flat.partition(". ")
+    return head.rstrip(".") if dot else flat.rstrip(".")
 
 
 def _serve(server: MockServer, generated_token: str | None) -> None:

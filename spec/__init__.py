@@ -44,6 +44,7 @@ __all__ = [
     "load_spec",
     "operations",
     "parse_catalogue",
+    "version_line",
 ]
 
 # Next to this module, not relative to the working directory. The package is not zip-safe (see
@@ -417,3 +418,23 @@ def load_catalogue() -> Catalogue:
             f"Cannot read {RULES_PATH}; reinstall the package so it ships rules.yaml."
         ) from ex
     return parse_catalogue(text)
+
+
+def version_line(program: str) -> str:
+    """What `--version` prints for both commands: the package, the contract it speaks, and the
+    Schemathesis it was tested with (a support ticket needs all three)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    rules = load_catalogue()
+    musts = sum(1 for rule in rules if rule.level == "MUST")
+    spec = load_spec()["info"]["version"]
+    return (
+        f"{program} {installed('enginy-crm-contract')} (spec {spec}, {len(rules)} rules: {musts} MUST, "
+        f"{len(rules) - musts} SHOULD; schemathesis {installed('schemathesis')})"
+    )

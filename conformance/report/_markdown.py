@@ -55,7 +55,8 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
         f"## {icon} Enginy conformance: {verdict.upper()}",
         "",
         f"Target `{_cell(report.target)}` · profile `{_cell(report.profile)}` · "
-        f"{len(report.results)} rules: {counts} · {report.duration_s:.1f} s",
+        f"{len(report.results)} {'rule' if len(report.results) == 1 else 'rules'}: {counts} · "
+        f"{report.duration_s:.1f} s",
         "",
     ]
     flagged = [result for result in ordered(report.results) if result.outcome in ("failed", "warning")]

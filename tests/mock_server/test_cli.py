@@ -192,6 +192,24 @@ def test_a_run_prints_one_line_serves_and_stops_cleanly_without_leaking_the_key(
     assert "Traceback" not in err
 
 
+def test_the_version_names_the_package_the_spec_and_schemathesis():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert re.fullmatch(
+        r"enginy-mock \S+ \(spec 1\.0\.0, 56 rules: 32 MUST, 24 SHOULD; schemathesis 4\.\S+\)\n",
+        result.output,
+    ), result.output
+
+
+def test_the_start_up_lines_name_every_fault_switched_on_with_its_parameters(running):
+    mock = running("--api-key", CANARY, "--fault", "latency:ms=5", "--fault", "TASK-BATCH-ROUTE")
+    code, _, err = mock.stop()
+    assert code == 0
+    faults = [line for line in err.splitlines() if line.startswith("enginy-mock fault: ")]
+    assert [line.split()[2] for line in faults] == ["latency:ms=5,jitter=0", "TASK-BATCH-ROUTE"]
+    assert "(Every API request waits ms milliseconds" in faults[0]
+
+
 def test_a_generated_admin_token_is_printed_to_stderr_only(running):
     mock = running("--api-key", CANARY)
     code, out, err = mock.stop()

@@ -299,9 +299,12 @@ def test_a_bad_scenario_is_exit_2_with_one_line_per_mistake_and_no_traceback(tmp
     result = CliRunner().invoke(cli, ["--api-key", "k", "--scenario", str(path)], prog_name="enginy-mock")
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
-        f"{path}: faults[0]: unknown fault 'TASK-BATCH-ROUT' (did you mean TASK-BATCH-ROUTE?)",
-        f"{path}: faults[1]: latency: ms must be an integer, not 'x'",
-        f"{path}: max_body_bytes: must be at least 1",
+        f"enginy-mock: error: {path}: {problem}"
+        for problem in (
+            "faults[0]: unknown fault 'TASK-BATCH-ROUT' (did you mean TASK-BATCH-ROUTE?)",
+            "faults[1]: latency: ms must be an integer, not 'x'",
+            "max_body_bytes: must be at least 1",
+        )
     ]
     assert "Traceback" not in result.output
 

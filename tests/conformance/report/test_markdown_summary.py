@@ -36,3 +36,9 @@ def test_passing_run(make_report: Any) -> None:
     assert text.startswith("## ✅ Enginy conformance: PASSED")
     assert "No rule failed or warned." in text
     assert "| Rule |" not in text
+
+
+def test_one_rule_is_counted_in_the_singular(make_report: Any) -> None:
+    report = make_report()
+    report = make_report(results=report.results[:1], created=())
+    assert "1 rule: " in render_markdown(report) and "1 rules" not in render_markdown(report)
