@@ -74,6 +74,7 @@ from conformance.judgements import (
     tally_phrase,
 )
 from conformance.judges import NOT_JSON_BODY, operation_matcher, parse_body
+from conformance.redaction import PLACEHOLDERS, looks_secret
 from conformance.results import Evidence, Exchange, RunReport
 from enginy_spec import Catalogue, load_catalogue
 
@@ -105,7 +106,6 @@ Out = Callable[[str], None]
 
 MAX_RECORDING_BYTES: Final = 256 * 1024 * 1024
 MAX_DELAY_MS: Final = 60_000
-PLACEHOLDERS: Final = ("[REDACTED]", "[Filtered]")
 DEFAULT_KEY_HEADER: Final = "X-API-Key"
 EXPECTED: Final = (
     "a HAR 1.2 file (log.entries), the mock's journal (GET /__admin/journal as JSON, or journal.jsonl) "
@@ -130,11 +130,6 @@ _HOP_BY_HOP: Final = frozenset(
 )
 # What the suite's client always sets itself: Enginy's own headers.
 _CLIENT_OWNED: Final = frozenset({"content-type", "accept", "user-agent"})
-# Credentials by name: never re-sent, whatever value was recorded.
-_CREDENTIAL_NAMES: Final = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
-)
-_SECRET_LOOKING = re.compile(r"key|token|secret|passw|credential|auth|session", re.IGNORECASE)
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # How recorders mark a body they cut: the mock's journal, the suite's client, the Schemathesis recording.
 _CUT_MARKERS: Final = (
@@ -635,15 +630,11 @@ def _step(index: int, raw: _Raw, key_names: set[str], *, sent_key: bool) -> Step
     )
 
 
-def _looks_secret(name: str) -> bool:
-    return name.lower() in _CREDENTIAL_NAMES or bool(_SECRET_LOOKING.search(name))
-
-
 def _resendable(name: str, value: str, key_names: set[str]) -> bool:
     lowered = name.lower()
     if lowered.startswith(":") or lowered in _HOP_BY_HOP or lowered in _CLIENT_OWNED:
         return False
-    if lowered in key_names or _looks_secret(name) or not _TOKEN.match(name):
+    if lowered in key_names or looks_secret(name) or not _TOKEN.match(name):
         return False
     return not any(p in value for p in PLACEHOLDERS) and not any(ch in value for ch in "\r\n\x00")
 
@@ -654,7 +645,7 @@ def _clean_query(target: str) -> tuple[str, list[str]]:
     if not sep:
         return target, []
     pairs = parse_qsl(query, keep_blank_values=True)
-    dropped = [name for name, value in pairs if _looks_secret(name) or any(p in value for p in PLACEHOLDERS)]
+    dropped = [name for name, value in pairs if looks_secret(name) or any(p in value for p in PLACEHOLDERS)]
     if not dropped:
         return target, []
     kept = [(name, value) for name, value in pairs if name not in dropped]
