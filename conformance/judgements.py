@@ -240,15 +240,16 @@ def run_report(
     noun: str,
     catalogue: Catalogue,
     target: str,
-    profile: str,
     started_at: str,
     duration_s: float,
     settings: Mapping[str, object],
     extra: Iterable[Evidence] = (),
+    requests: Mapping[str, int] | None = None,
 ) -> RunReport:
-    """The stream as a RunReport: per rule, one piece of evidence per exchange that broke it (source
-    `"{source} #N"`, with its exchanges) and one summing up the exchanges it held for ("held for 3
-    {noun}s"); `extra` adds evidence of the caller's own (replay's rules "not judged").
+    """The stream as a RunReport of profile `source`: per rule, one piece of evidence per exchange
+    that broke it (source `"{source} #N"`, with its exchanges) and one summing up the exchanges it held
+    for ("held for 3 {noun}s"); `extra` adds evidence of the caller's own (replay's rules "not
+    judged"); `requests` counts the requests by who sent them, as report.json shows them.
 
     Only rules some evidence speaks about get a result: the report claims nothing about the others.
     """
@@ -283,12 +284,13 @@ def run_report(
         by_rule.setdefault(item.rule_id, []).append(item)
     return RunReport(
         target=target,
-        profile=profile,
+        profile=source,
         started_at=started_at,
         duration_s=duration_s,
         results=tuple(fold(rule, by_rule[rule.id]) for rule in catalogue if rule.id in by_rule),
         settings=settings,
         tool_versions=tool_versions(),
+        requests=dict(requests or {}),
     )
 
 

@@ -1095,7 +1095,6 @@ def to_run_report(
         noun="replayed request",
         catalogue=catalogue if catalogue is not None else load_catalogue(),
         target=outcome.target,
-        profile="replay",
         started_at=outcome.started_at,
         duration_s=outcome.duration_s,
         settings={
