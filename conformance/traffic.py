@@ -6,7 +6,10 @@
     Traffic.finish → ProxySession → summary_lines, to_run_report (report.json, junit.xml, ...)
 
 The serving threads only queue: every exchange is judged, shown and written by one thread, in the order
-the answers came, so the lines never interleave and judging adds nothing to the time a client waits.
+the answers came, so the lines never interleave. That thread shares the GIL with the serving threads,
+and an exchange is queued just before waitress's loop sends its answer: judging it at once would hold
+that answer back by the judging's length (0.3 to 1.2 ms, see docs/benchmarks.md). So the newest
+exchange waits `settle_s` (2 ms) before it is judged; a backlog is judged without waiting.
 
 The proxy is not given the key. It learns every value it sees under a credential name (the key
 header, Authorization, cookies, headers and query parameters whose names smell of a secret:
@@ -80,6 +83,8 @@ HAR_FILE: Final = "traffic.har"
 # which never re-sends a body it finds cut.
 MAX_HAR_BODY_CHARS: Final = 1024 * 1024
 _STOP: Final = object()
+# How long the newest exchange waits before it is judged, so that its answer is sent first.
+SETTLE_S: Final = 0.002
 _HTTP_VERSION: Final = "HTTP/1.1"  # what urllib3 speaks to the upstream
 Out = Callable[[str], None]
 # How the key went with a request, as far as a proxy that does not know it can tell.
@@ -132,6 +137,7 @@ class Traffic:
         schemas: SpecSchemas,
         catalogue: Catalogue,
         max_exchanges: int | None = None,
+        settle_s: float = SETTLE_S,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -145,6 +151,7 @@ class Traffic:
         self._catalogue = catalogue
         self._matcher = operation_matcher(schemas.operations)
         self._max = max_exchanges
+        self._settle_s = settle_s
         self._clock = clock
         self._queue: queue.SimpleQueue[Forwarded | object] = queue.SimpleQueue()
         self._stream: list[Judged] = []
@@ -190,6 +197,8 @@ class Traffic:
             if item is _STOP:
                 return
             assert isinstance(item, Forwarded)
+            if self._queue.empty():  # the newest exchange: let its answer go out first
+                time.sleep(self._settle_s)
             self._judge_one(item)
 
     def _judge_one(self, forwarded: Forwarded) -> None:
