@@ -423,6 +423,37 @@ def test_an_upstream_that_is_down_gets_a_502_json_and_the_proxy_keeps_running(pr
     assert first["response"]["status"] == 0 and "the proxy answered 502" in first["comment"]
 
 
+def test_an_upstream_that_never_answers_gets_a_504_json_within_the_timeout(hostile, proxy_of):
+    silent = hostile(lambda conn, _request: time.sleep(5))  # takes the request, never answers
+    proxy = proxy_of(silent.url, "--timeout", "1")
+    started = time.monotonic()
+    late = _session().get(proxy.url + "/health", headers=_key(), timeout=10)
+    assert late.status_code == 504 and time.monotonic() - started < 4
+    assert late.json()["error"] == "Gateway timeout" and "within 1 s" in late.json()["message"]
+    assert "→ no answer  ✗ the proxy answered 504" in proxy.exchange_line(1)
+    code, output, _ = proxy.stop()
+    assert code == 0 and "1 without an answer" in output
+
+
+def test_a_key_sent_under_another_header_is_not_taken_for_a_missing_one(start_mocks, proxy_of):
+    # The AUTH-MISSING-KEY fault lets in requests without the key header. A request with no credential
+    # at all breaks the rule through it; one that carries Authorization may hold the key elsewhere (the
+    # proxy does not know the key, so it cannot tell), and it does not blame the server for that one.
+    open_door = start_mocks("--fault", "AUTH-MISSING-KEY", key=CANARY)
+    proxy = proxy_of(open_door.url)
+    session = _session()
+    bearer = {"Authorization": "Bearer some-other-token-0123456789"}
+    assert session.get(proxy.url + "/health", headers=bearer).status_code == 200
+    assert session.get(proxy.url + "/health").status_code == 200
+    elsewhere, missing = proxy.exchange_line(1), proxy.exchange_line(2)
+    assert "AUTH-MISSING-KEY" not in elsewhere and "✓" in elsewhere
+    assert "✗ AUTH-MISSING-KEY" in missing
+    code, output, _ = proxy.stop()
+    assert code == 1 and "MUST rules broken: AUTH-MISSING-KEY (#2)" in output
+    har = (proxy.report_dir / "traffic.har").read_text(encoding="utf-8")
+    assert "Bearer [REDACTED]" not in har and "some-other-token" not in har  # the whole value is secret
+
+
 def test_max_exchanges_stops_by_itself_and_writes_everything(conformant, proxy_of):
     proxy = proxy_of(conformant.url, "--max-exchanges", "2")
     session = _session()
