@@ -188,7 +188,8 @@ class LearnedSecrets:
     def learn(self, values: Iterable[str]) -> None:
         with self._lock:
             known = {redactor.secret for redactor in self._redactors}
-            new = [Redactor(secret=value, header=self.header) for value in values if value not in known]
+            fresh = [value for value in dict.fromkeys(values) if value and value not in known]
+            new = [Redactor(secret=value, header=self.header) for value in fresh]
             if new:
                 mixed = sorted((*self._redactors, *new), key=lambda r: len(r.secret), reverse=True)
                 self._redactors = tuple(mixed)

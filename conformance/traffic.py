@@ -51,19 +51,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import harfile
 
+from conformance import judgements
 from conformance.checks._spec import SpecSchemas
 from conformance.client import NOT_JSON, RECORDED_BODY_CHARS, KeyUnder, Reply, Sent
-from conformance.judgements import (
-    Judged,
-    broken_rule_lines,
-    exchange_line,
-    judge_reply,
-    run_report,
-    tally_phrase,
-    tool_versions,
-)
+from conformance.judgements import Judged
 from conformance.judges import operation_matcher
-from conformance.proxy import Forwarded
+from conformance.proxy import MAX_ANSWER_BYTES, Forwarded
 from conformance.redaction import REDACTED, LearnedSecrets, credential_values, looks_secret
 from conformance.results import Exchange, RecordedRequest, RecordedResponse, RunReport
 from enginy_spec import Catalogue
@@ -71,6 +64,8 @@ from enginy_spec import Catalogue
 __all__ = [
     "HAR_FILE",
     "MAX_HAR_BODY_CHARS",
+    "SETTLE_S",
+    "KeyState",
     "ProxySession",
     "Traffic",
     "scrub_files",
@@ -101,6 +96,7 @@ class ProxySession:
     stream: tuple[Judged, ...] = ()
     started_at: str = ""
     duration_s: float = 0.0
+    failed: int = 0  # exchanges the proxy itself failed on: forwarded, but not judged nor in the HAR
 
     @property
     def broke_a_must(self) -> bool:
@@ -155,6 +151,8 @@ class Traffic:
         self._clock = clock
         self._queue: queue.SimpleQueue[Forwarded | object] = queue.SimpleQueue()
         self._stream: list[Judged] = []
+        self._count = 0  # exchanges taken from the queue, judged or not
+        self._failed = 0
         self._thread = threading.Thread(target=self._judge_all, name="enginy-proxy-judge", daemon=True)
         self._started_at = now().isoformat(timespec="seconds")
         self._started = clock()
@@ -163,7 +161,7 @@ class Traffic:
         self._har = harfile.HarFile(
             har,
             creator=harfile.Creator(
-                name="enginy-conformance proxy", version=tool_versions()["enginy-crm-contract"]
+                name="enginy-conformance proxy", version=judgements.tool_versions()["enginy-crm-contract"]
             ),
             comment="Exchanges in the order they were answered; every credential seen is [REDACTED].",
         )
@@ -187,6 +185,7 @@ class Traffic:
             started_at=self._started_at,
             duration_s=round(self._clock() - self._started, 3),
             catalogue=self._catalogue,
+            failed=self._failed,
         )
 
     # --- the judging thread --------------------------------------------------------------------------
@@ -199,10 +198,17 @@ class Traffic:
             assert isinstance(item, Forwarded)
             if self._queue.empty():  # the newest exchange: let its answer go out first
                 time.sleep(self._settle_s)
-            self._judge_one(item)
+            self._count += 1
+            try:
+                self._judge_one(self._count, item)
+            except Exception as ex:  # a bug must not end the judging of a session that goes on
+                self._failed += 1
+                head = f"#{self._count} {item.method} {judgements.shown_path(self.secrets.url(item.target))}"
+                self._out(f"{head}  - not judged: the proxy failed on it ({type(ex).__name__}: {ex})")
+            if self._max is not None and self._count == self._max:
+                self._on_limit()
 
-    def _judge_one(self, forwarded: Forwarded) -> None:
-        index = len(self._stream) + 1
+    def _judge_one(self, index: int, forwarded: Forwarded) -> None:
         self.secrets.learn(
             credential_values(
                 forwarded.request_headers,
@@ -210,20 +216,19 @@ class Traffic:
                 query=urlsplit(forwarded.target).query,
             )
         )
-        judged = self._judged(index, forwarded)
+        decoded = _decoded(forwarded.response_body, forwarded.response_headers)
+        judged = self._judged(index, forwarded, decoded)
         self._stream.append(judged)
-        line = self.secrets.text(exchange_line(judged, no_key=f"[no {self.api_key_header}]"))
+        line = self.secrets.text(judgements.exchange_line(judged, no_key=f"[no {self.api_key_header}]"))
         self._out(line)
-        self._write_har(forwarded, comment=line)
-        if self._max is not None and index == self._max:
-            self._on_limit()
+        self._write_har(forwarded, decoded, comment=line)
 
-    def _judged(self, index: int, forwarded: Forwarded) -> Judged:
+    def _judged(self, index: int, forwarded: Forwarded, decoded: str | None) -> Judged:
         method = forwarded.method.upper()
         operation = self._matcher(method, forwarded.target)
         auth = self._auth(forwarded.request_headers)
         path = self.secrets.url(forwarded.target)
-        exchange = self._exchange(forwarded)
+        exchange = self._exchange(forwarded, decoded)
         unjudged = Judged(
             index=index,
             method=method,
@@ -238,7 +243,6 @@ class Traffic:
             return replace(unjudged, state="no-answer", note=self.secrets.text(note))
         if operation is None:
             return unjudged
-        decoded = _decoded(forwarded.response_body, forwarded.response_headers)
         if decoded is None:
             encoding = _header(forwarded.response_headers, "Content-Encoding")
             return replace(
@@ -247,7 +251,7 @@ class Traffic:
                 note=f"answer encoded as {encoding}, which the proxy cannot read",
             )
         reply = self._reply(forwarded, operation, auth, decoded, exchange)
-        return judge_reply(
+        return judgements.judge_reply(
             reply, index=index, sent_key=auth == "key", schemas=self._schemas, catalogue=self._catalogue
         )
 
@@ -288,7 +292,7 @@ class Traffic:
             valid=auth == "key",
         )
 
-    def _exchange(self, forwarded: Forwarded) -> Exchange:
+    def _exchange(self, forwarded: Forwarded, decoded: str | None) -> Exchange:
         """The exchange as reports show it: every credential learned so far taken out, bodies cut."""
         secrets = self.secrets
         body = forwarded.request_body.decode("utf-8", "replace") if forwarded.request_body else None
@@ -300,9 +304,10 @@ class Traffic:
         )
         if forwarded.status is None:
             return Exchange(request=request, response=None, error=forwarded.error)
-        text = _decoded(forwarded.response_body, forwarded.response_headers)
         shown = (
-            text if text is not None else f"[{len(forwarded.response_body)} bytes the proxy cannot decode]"
+            decoded
+            if decoded is not None
+            else f"[{len(forwarded.response_body)} bytes the proxy cannot decode]"
         )
         response = RecordedResponse(
             status=forwarded.status,
@@ -312,7 +317,7 @@ class Traffic:
         )
         return Exchange(request=request, response=response)
 
-    def _write_har(self, forwarded: Forwarded, *, comment: str) -> None:
+    def _write_har(self, forwarded: Forwarded, decoded: str | None, *, comment: str) -> None:
         secrets = self.secrets
         request_text = forwarded.request_body.decode("utf-8", "replace") if forwarded.request_body else None
         request = harfile.Request(
@@ -341,7 +346,7 @@ class Traffic:
             startedDateTime=forwarded.started_at,
             time=round(forwarded.elapsed_ms, 3),
             request=request,
-            response=_har_response(forwarded, secrets),
+            response=_har_response(forwarded, decoded, secrets),
             timings=harfile.Timings(send=0, wait=round(forwarded.elapsed_ms, 3), receive=0),
             comment=comment,
         )
@@ -352,11 +357,12 @@ class Traffic:
 
 def summary_lines(session: ProxySession) -> list[str]:
     """The end of a session: counts, the rules broken and where, the rules not seen, the outcome."""
-    total = len(session.stream)
+    total = len(session.stream) + session.failed
+    failed = f"; {session.failed} the proxy failed to judge" if session.failed else ""
     lines = [
         f"{total} exchange{'s' if total != 1 else ''} went through the proxy to {session.upstream}: "
-        f"{tally_phrase(session.stream)}.",
-        *broken_rule_lines(session.stream),
+        f"{judgements.tally_phrase(session.stream)}{failed}.",
+        *judgements.broken_rule_lines(session.stream),
     ]
     not_seen = session.not_seen
     if not_seen:
@@ -378,7 +384,7 @@ def summary_lines(session: ProxySession) -> list[str]:
 def to_run_report(session: ProxySession, *, listen: str) -> RunReport:
     """The session for the report writers: one result per rule an exchange spoke about (evidence
     `proxy #N` per exchange that broke it), and the rules not seen named in the settings, not judged."""
-    return run_report(
+    return judgements.run_report(
         session.stream,
         source="proxy",
         noun="exchange",
@@ -432,23 +438,31 @@ def _decoded(body: bytes, headers: Sequence[tuple[str, str]]) -> str | None:
     data = body
     encodings = [token.strip().lower() for token in (_header(headers, "Content-Encoding") or "").split(",")]
     for encoding in reversed([token for token in encodings if token and token != "identity"]):
-        try:
-            if encoding in ("gzip", "x-gzip"):
-                data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-            elif encoding == "deflate":
-                try:
-                    data = zlib.decompress(data)
-                except zlib.error:
-                    data = zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-            else:
-                return None
-        except zlib.error:
+        if encoding in ("gzip", "x-gzip"):
+            inflated = _inflate(data, 16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send it
+            inflated = _inflate(data, zlib.MAX_WBITS)
+            inflated = inflated if inflated is not None else _inflate(data, -zlib.MAX_WBITS)
+        else:
             return None
+        if inflated is None:
+            return None
+        data = inflated
     charset = _charset(_header(headers, "Content-Type") or "")
     try:
         return data.decode(charset or "utf-8", "replace")
     except LookupError:  # a charset Python does not know
         return data.decode("utf-8", "replace")
+
+
+def _inflate(data: bytes, wbits: int) -> bytes | None:
+    """`data` decompressed, or None when it is not such data or inflates past what the proxy holds."""
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, MAX_ANSWER_BYTES)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail else out
 
 
 def _charset(content_type: str) -> str | None:
@@ -465,13 +479,12 @@ def _cut(text: str, limit: int) -> str:
     return text[:limit] + f"… [{len(text) - limit} more characters not shown]"
 
 
-def _har_response(forwarded: Forwarded, secrets: LearnedSecrets) -> harfile.Response:
+def _har_response(forwarded: Forwarded, text: str | None, secrets: LearnedSecrets) -> harfile.Response:
     if forwarded.status is None:
         # As browsers record a request that got no answer: status 0. The entry's comment says what the
         # proxy answered instead.
         return harfile.Response(status=0, statusText="", httpVersion="", content=harfile.Content(size=0))
     headers = forwarded.response_headers
-    text = _decoded(forwarded.response_body, headers)
     content: harfile.Content
     mime = _header(headers, "Content-Type") or ""
     if text is None:
