@@ -30,8 +30,10 @@ How each exchange is judged:
 * any other request is forwarded and listed as not in the contract;
 * an exchange the upstream did not answer is listed as "no answer" (the proxy answered 502 or 504)
   and judged by nothing: SERVER-NO-5XX speaks of 5xx answers the server gave, not of a silence;
-* an answer whose Content-Encoding the proxy cannot read (anything but gzip, deflate and identity) is
-  forwarded and listed, not judged.
+* an answer whose Content-Encoding the proxy cannot read (anything but gzip, deflate and identity, or
+  one that inflates past 64 MiB) is forwarded and listed, not judged;
+* an exchange the proxy itself fails on (a bug) is forwarded, and listed as not judged with the error;
+  the judging of the others goes on.
 """
 
 from __future__ import annotations
