@@ -14,13 +14,16 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -29,6 +32,9 @@ from conformance.errors import TransportError, UsageError
 from conformance.runner import RunOutcome, describe_plan, plan_run, run, safe_url, summary_table
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue
+
+if TYPE_CHECKING:
+    from conformance.proxy_server import ProxyServer
 
 __all__ = ["cli", "main"]
 
@@ -59,6 +65,15 @@ def _one_line_errors() -> Iterator[None]:
         raise Interrupted("Interrupted: no verdict, no reports written.") from None
 
 
+_config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file with the same settings (base-url, profile, only, ...). [default: "
+    "./enginy-conformance.toml when it exists]",
+)
+
+
 def _target_options(function: F) -> F:
     """--base-url, --api-key, --api-key-header, --config: where the server is and how to reach it."""
     options = [
@@ -76,13 +91,7 @@ def _target_options(function: F) -> F:
             metavar="NAME",
             help="Header that carries the key. [env ENGINY_API_KEY_HEADER; default X-API-Key]",
         ),
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="TOML file with the same settings (base-url, profile, only, ...). [default: "
-            "./enginy-conformance.toml when it exists]",
-        ),
+        _config_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -489,6 +498,187 @@ def replay_command(
     if outcome.problem is not None:
         raise Fatal(outcome.problem)  # answered, but not judgeable: exit 2 after the lines above
     ctx.exit(outcome.exit_code)
+
+
+@cli.command("proxy")
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="The server every request is forwarded to: the root of the Custom CRM API under test. "
+    "[env ENGINY_UPSTREAM]",
+)
+@click.option("--host", default="127.0.0.1", help="Address the proxy listens on. [default 127.0.0.1]")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    help="Port the proxy listens on; 0 picks a free one (the first line says which). [default 8787]",
+)
+@click.option(
+    "--api-key-header",
+    metavar="NAME",
+    help="Header that carries the key: a request without it is judged as sent without the key. "
+    "[env ENGINY_API_KEY_HEADER; default X-API-Key]",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where report.json, junit.xml, report.html, summary.md and traffic.har go when the proxy "
+    "stops. [env ENGINY_REPORT_DIR; default reports/]",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="S",
+    help="Seconds to wait for the upstream to connect, and for each read of its answer; past it the "
+    "client gets 504. [env ENGINY_TIMEOUT; default 30]",
+)
+@click.option(
+    "--max-exchanges",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop by itself after N exchanges and write the reports (for scripts). [default: until Ctrl-C]",
+)
+@_config_option
+@click.pass_context
+def proxy_command(
+    ctx: click.Context,
+    /,
+    upstream: str | None,
+    host: str,
+    port: int,
+    max_exchanges: int | None,
+    config_file: Path | None,
+    **flags: Any,
+) -> None:
+    """Forward traffic to a server unchanged, and judge every exchange on the way through.
+
+    Point a staging Enginy (or curl, or 'enginy-conformance replay') at the proxy instead of at the
+    server. Each request goes to --upstream as it came (method, path, query, headers, body; Host becomes
+    the upstream's) and each answer comes back as the server gave it. Every exchange prints one line:
+    the rules one exchange can show that it holds (✓) or breaks (✗ MUST, ! SHOULD), by id. The proxy is
+    not given the key: every value it sees in the key header, Authorization, cookies or other credential
+    headers is [REDACTED] in what it prints and writes. When the upstream does not answer, the client
+    gets 502 (504 after --timeout) with a JSON error, and that exchange is listed, not judged.
+
+    Ctrl-C (or SIGTERM, or --max-exchanges) stops it: it writes report.json, junit.xml, report.html,
+    summary.md and traffic.har (HAR 1.2 of every exchange) to --report-dir and prints a summary. The
+    reports hold a result for each rule an exchange spoke about; the rules none did are named as not
+    seen, never passed. --api-key-header, --report-dir and --timeout come from flags, then ENGINY_*
+    variables, then the config file, as for run; --upstream from the flag or ENGINY_UPSTREAM only
+    (not ENGINY_BASE_URL, which may well point at the proxy itself).
+
+    \b
+    Exit codes:
+      0  no exchange broke a MUST rule (not a PASSED verdict: a proxy judges only what it sees)
+      1  an exchange broke a MUST rule
+      2  a usage error: a bad --upstream, a port in use, a --report-dir that cannot be written
+    A proxy makes no claim to judge every rule, so it never exits 3 (INCOMPLETE) the way run does.
+
+    \b
+    Example:
+      enginy-conformance proxy --upstream http://staging.example:8080 --port 8787
+      curl -H "X-API-Key: $KEY" http://127.0.0.1:8787/health
+      enginy-conformance replay session.har --base-url http://127.0.0.1:8787
+      enginy-conformance proxy --upstream http://localhost:8080 --port 0 --max-exchanges 20
+    """
+    from conformance.checks._spec import SpecSchemas
+    from conformance.config import parse_value
+    from conformance.proxy import DEFAULT_TIMEOUT_S, create_proxy_app
+    from conformance.proxy_server import ProxyServer
+    from conformance.report import write_reports
+    from conformance.traffic import HAR_FILE, Traffic, scrub_files, summary_lines, to_run_report
+
+    with _one_line_errors():
+        resolved = resolve_settings(
+            flags, os.environ, config_file=config_file, cwd=Path.cwd(), require_target=False
+        )
+        settings = resolved.settings
+        target = _upstream(upstream, parse_value)
+        timeout = settings.timeout if resolved.sources["timeout"] != "default" else DEFAULT_TIMEOUT_S
+        report_dir = settings.report_dir
+        har_path = report_dir / HAR_FILE
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            har = har_path.open("w", encoding="utf-8")
+        except OSError as ex:
+            raise UsageError(
+                f"Cannot write to {report_dir} ({ex.strerror or ex}); choose another --report-dir."
+            ) from None
+        with har:
+            traffic = Traffic(
+                upstream=target,
+                api_key_header=settings.api_key_header,
+                out=click.echo,
+                schemas=SpecSchemas(),
+                catalogue=load_catalogue(),
+                max_exchanges=max_exchanges,
+            )
+            app = create_proxy_app(upstream=target, record=traffic.record, timeout=timeout)
+            try:
+                server = ProxyServer(app, host=host, port=port)
+            except OSError as ex:
+                har.close()
+                har_path.unlink(missing_ok=True)
+                raise UsageError(
+                    f"Cannot listen on {host}:{port} ({ex.strerror or ex}); choose another --port (0 picks "
+                    "a free one) or --host."
+                ) from None
+            traffic.start(har=har, on_limit=server.stop)
+            click.echo(
+                f"enginy-conformance proxy listening on {server.url}, forwarding to {target} (key header "
+                f"{settings.api_key_header}; Ctrl-C stops it and writes the reports to {report_dir})"
+            )
+            _serve_until_signalled(server)
+            session = traffic.finish()
+        try:
+            paths = write_reports(to_run_report(session, listen=server.url), report_dir)
+        except OSError as ex:
+            raise UsageError(
+                f"Could not write the reports to {report_dir} ({ex.strerror or ex}); traffic.har is there."
+            ) from None
+        paths["har"] = har_path
+        scrub_files(paths.values(), traffic.secrets)
+        click.echo("")
+        for line in summary_lines(session):
+            click.echo(traffic.secrets.text(line))
+        click.echo("Reports:")
+        for name, path in paths.items():
+            click.echo(f"  {name}: {path}")
+    ctx.exit(session.exit_code)
+
+
+def _upstream(flag: str | None, parse: Callable[[str, Any, str], Any]) -> str:
+    """--upstream, else ENGINY_UPSTREAM: an http(s) URL with a host and without credentials in it.
+
+    Not ENGINY_BASE_URL: that may well point at the proxy itself (a run judged through it).
+    """
+    if flag is not None:
+        raw, where = flag, "--upstream"
+    elif os.environ.get("ENGINY_UPSTREAM", "").strip():
+        raw, where = os.environ["ENGINY_UPSTREAM"], "ENGINY_UPSTREAM in the environment"
+    else:
+        raise UsageError("No server to forward to: pass --upstream URL or set ENGINY_UPSTREAM.")
+    url = str(parse("base_url", raw, where))
+    if urlsplit(url).username is not None:
+        raise UsageError(
+            f"{where} must not hold a user or password; clients send their own credentials through the proxy."
+        )
+    return url
+
+
+def _serve_until_signalled(server: ProxyServer) -> None:
+    """Serve until SIGINT (Ctrl-C) or SIGTERM, which stop the proxy as its normal end (not exit 130)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.serve_until_stopped()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _with_target(settings: RunSettings, url: str, key: str) -> RunSettings:

@@ -112,8 +112,10 @@ class KeyUnder:
     scheme: str = ""
 
 
-# "key": the configured header; "none": no key at all; "wrong": the configured header, a wrong value.
-Auth = Literal["key", "none", "wrong"] | KeyUnder
+# "key": the configured header; "none": no key at all; "wrong": the configured header, a wrong value;
+# "other": no key header but another credential, which may or may not be the key (what a proxy sees:
+# it does not know the key). The client itself never sends "other".
+Auth = Literal["key", "none", "wrong", "other"] | KeyUnder
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,9 @@ _USERS_OFF: Final = frozenset({404, 405, 501})
 
 
 # How the key went with a request: "sent" (in the documented header; whether it was the right one is
-# the server's to say), "none", "wrong" (a value the suite made up) or "elsewhere" (under another header).
-KeyState = Literal["sent", "none", "wrong", "elsewhere"]
+# the server's to say), "none", "wrong" (a value the suite made up), "elsewhere" (the key, under another
+# header) or "other" (another credential, not known to be the key: no authentication rule applies).
+KeyState = Literal["sent", "none", "wrong", "elsewhere", "other"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,22 +10,43 @@ Inside longer text, a key is replaced only where it cannot be part of ordinary w
 form it may take in an echo (raw, JSON-escaped, URL-quoted); a *weak* one ("k", "test", "password") is
 not, because replacing it there would turn "task" into "tas[REDACTED]" and a report into nonsense
 without hiding anything: such a key is an ordinary word, and where it stands as a value it is replaced.
+
+A tool that is not given the key but sees it go by (the proxy) learns it instead: `credential_values`
+picks the values a request carries under credential names (the key header, Authorization, cookies, any
+header or query parameter whose name smells of a secret), and `LearnedSecrets` takes out every value
+it was taught, each the way a `Redactor` takes out the key.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["ALWAYS_SECRET_HEADERS", "REDACTED", "Redactor", "is_strong"]
+__all__ = [
+    "ALWAYS_SECRET_HEADERS",
+    "CREDENTIAL_HEADERS",
+    "PLACEHOLDERS",
+    "REDACTED",
+    "LearnedSecrets",
+    "Redactor",
+    "credential_values",
+    "is_strong",
+    "looks_secret",
+]
 
 REDACTED: Final = "[REDACTED]"
+# What recorders write in place of a secret: ours, and Schemathesis' own marker.
+PLACEHOLDERS: Final = (REDACTED, "[Filtered]")
 # Headers whose values are secret whatever they hold.
 ALWAYS_SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# Headers that carry credentials by name (the mock's admin token among them).
+CREDENTIAL_HEADERS: Final = ALWAYS_SECRET_HEADERS | {"x-admin-token"}
+_SECRET_LOOKING = re.compile(r"key|token|secret|passw|credential|auth|session", re.IGNORECASE)
 # Names after which a value is a credential, in free text ("X-API-Key: k", "token=k", '"apiKey": "k"').
 _KEY_NAMES: Final = r"(?:x-api-key|api[-_ ]?key|apikey|key|token|secret|password|authorization|bearer)"
 
@@ -117,6 +138,80 @@ class Redactor:
         words = re.split(r"[\s,;=]+", value)
         if self.secret in words or (self.strong and any(form in value for form in self._forms)):
             return REDACTED
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {name: self.header_value(name, value) for name, value in headers.items()}
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a header or query parameter of this name carries a credential, by its name alone."""
+    return name.lower() in CREDENTIAL_HEADERS or bool(_SECRET_LOOKING.search(name))
+
+
+def credential_values(headers: Iterable[tuple[str, str]], *, key_header: str, query: str = "") -> list[str]:
+    """The credential values a request carries: under `key_header`, under a header whose name looks
+    secret (for `Bearer <token>` also the token alone, for cookies each value) and in query parameters
+    whose name looks secret. Placeholders ([REDACTED]) and empty values are not credentials."""
+    values: list[str] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered != key_header.lower() and not looks_secret(name):
+            continue
+        if lowered == "cookie":
+            values += [part.partition("=")[2].strip() for part in value.split(";")]
+            continue
+        values.append(value.strip())
+        words = value.split()
+        if len(words) > 1:
+            values.append(words[-1])
+    values += [value for name, value in parse_qsl(query, keep_blank_values=True) if looks_secret(name)]
+    return [value for value in dict.fromkeys(values) if value and value not in PLACEHOLDERS]
+
+
+class LearnedSecrets:
+    """Takes out of what is recorded every secret it was taught, each as a `Redactor` takes out the key.
+
+    The longest secret goes first, so that one containing another is replaced whole. With nothing
+    learned it still redacts the always-secret headers (Authorization, cookies). Safe to share between
+    threads: `learn` swaps in a new tuple of redactors, which readers pick up whole.
+    """
+
+    def __init__(self, *, header: str) -> None:
+        self.header = header
+        self._lock = threading.Lock()
+        self._redactors: tuple[Redactor, ...] = (Redactor(secret="", header=header),)
+
+    def __len__(self) -> int:
+        return sum(1 for redactor in self._redactors if redactor.secret)
+
+    def learn(self, values: Iterable[str]) -> None:
+        with self._lock:
+            known = {redactor.secret for redactor in self._redactors}
+            fresh = [value for value in dict.fromkeys(values) if value and value not in known]
+            new = [Redactor(secret=value, header=self.header) for value in fresh]
+            if new:
+                mixed = sorted((*self._redactors, *new), key=lambda r: len(r.secret), reverse=True)
+                self._redactors = tuple(mixed)
+
+    def text(self, value: str) -> str:
+        for redactor in self._redactors:
+            value = redactor.text(value)
+        return value
+
+    def body(self, value: str) -> str:
+        for redactor in self._redactors:
+            value = redactor.body(value)
+        return value
+
+    def url(self, value: str) -> str:
+        for redactor in self._redactors:
+            value = redactor.url(value)
+        return value
+
+    def header_value(self, name: str, value: str) -> str:
+        for redactor in self._redactors:
+            value = redactor.header_value(name, value)
         return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:

@@ -46,13 +46,11 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import importlib.metadata
 import json
-import platform
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,26 +62,25 @@ import requests
 from conformance.checks._spec import SpecSchemas
 from conformance.client import Client, Reply
 from conformance.errors import ServerUnreachable, TransportError, UsageError
-from conformance.judges import (
-    NOT_JSON_BODY,
-    Seen,
-    judge_exchange,
-    operation_matcher,
-    parse_body,
+from conformance.judgements import (
+    Judged,
+    Judgement,
+    State,
+    broken_rule_lines,
+    exchange_line,
+    judge_reply,
+    run_report,
+    shown_path,
+    tally_phrase,
 )
-from conformance.results import (
-    Evidence,
-    Exchange,
-    Outcome,
-    RunReport,
-    fold,
-)
+from conformance.judges import NOT_JSON_BODY, operation_matcher, parse_body
+from conformance.redaction import PLACEHOLDERS, looks_secret
+from conformance.results import Evidence, Exchange, RunReport
 from enginy_spec import Catalogue, load_catalogue
 
 __all__ = [
     "FORMAT",
     "VERSION",
-    "Judgement",
     "Recording",
     "RecordingKind",
     "ReplayOutcome",
@@ -105,14 +102,11 @@ __all__ = [
 FORMAT: Final = "enginy-conformance-replay"
 VERSION: Final = 1
 RecordingKind = Literal["har", "journal", "report"]
-StepState = Literal["judged", "not-in-contract", "key-refused", "no-answer", "not-sent"]
 Out = Callable[[str], None]
 
 MAX_RECORDING_BYTES: Final = 256 * 1024 * 1024
 MAX_DELAY_MS: Final = 60_000
-PLACEHOLDERS: Final = ("[REDACTED]", "[Filtered]")
 DEFAULT_KEY_HEADER: Final = "X-API-Key"
-MARKS: Final[Mapping[str, str]] = {"passed": "✓", "failed": "✗", "warning": "!"}
 EXPECTED: Final = (
     "a HAR 1.2 file (log.entries), the mock's journal (GET /__admin/journal as JSON, or journal.jsonl) "
     "or a report.json written by 'enginy-conformance run'"
@@ -136,11 +130,6 @@ _HOP_BY_HOP: Final = frozenset(
 )
 # What the suite's client always sets itself: Enginy's own headers.
 _CLIENT_OWNED: Final = frozenset({"content-type", "accept", "user-agent"})
-# Credentials by name: never re-sent, whatever value was recorded.
-_CREDENTIAL_NAMES: Final = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
-)
-_SECRET_LOOKING = re.compile(r"key|token|secret|passw|credential|auth|session", re.IGNORECASE)
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # How recorders mark a body they cut: the mock's journal, the suite's client, the Schemathesis recording.
 _CUT_MARKERS: Final = (
@@ -641,15 +630,11 @@ def _step(index: int, raw: _Raw, key_names: set[str], *, sent_key: bool) -> Step
     )
 
 
-def _looks_secret(name: str) -> bool:
-    return name.lower() in _CREDENTIAL_NAMES or bool(_SECRET_LOOKING.search(name))
-
-
 def _resendable(name: str, value: str, key_names: set[str]) -> bool:
     lowered = name.lower()
     if lowered.startswith(":") or lowered in _HOP_BY_HOP or lowered in _CLIENT_OWNED:
         return False
-    if lowered in key_names or _looks_secret(name) or not _TOKEN.match(name):
+    if lowered in key_names or looks_secret(name) or not _TOKEN.match(name):
         return False
     return not any(p in value for p in PLACEHOLDERS) and not any(ch in value for ch in "\r\n\x00")
 
@@ -660,7 +645,7 @@ def _clean_query(target: str) -> tuple[str, list[str]]:
     if not sep:
         return target, []
     pairs = parse_qsl(query, keep_blank_values=True)
-    dropped = [name for name, value in pairs if _looks_secret(name) or any(p in value for p in PLACEHOLDERS)]
+    dropped = [name for name, value in pairs if looks_secret(name) or any(p in value for p in PLACEHOLDERS)]
     if not dropped:
         return target, []
     kept = [(name, value) for name, value in pairs if name not in dropped]
@@ -671,41 +656,12 @@ def _clean_query(target: str) -> tuple[str, list[str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
-    """What one rule says about one replayed exchange."""
-
-    rule_id: str
-    level: str
-    outcome: Outcome  # passed, failed (MUST) or warning (SHOULD)
-    message: str = ""
-    expected: str = ""
-    actual: str = ""
-    exchanges: tuple[Exchange, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class StepResult:
-    """A step as it was replayed: what was sent, what came back, what the rules say."""
+    """A step as it was replayed (`step`, ids remapped) and what came back and the rules say (`judged`)."""
 
-    step: Step  # as sent (ids remapped)
-    operation: str | None
-    state: StepState
-    exchange: Exchange | None = None
-    judgements: tuple[Judgement, ...] = ()
-    note: str = ""
+    step: Step
+    judged: Judged
     remapped: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def status(self) -> int | None:
-        return self.exchange.response.status if self.exchange and self.exchange.response else None
-
-    @property
-    def broken(self) -> tuple[Judgement, ...]:
-        return tuple(j for j in self.judgements if j.outcome == "failed")
-
-    @property
-    def warnings(self) -> tuple[Judgement, ...]:
-        return tuple(j for j in self.judgements if j.outcome == "warning")
 
 
 @dataclass(frozen=True, slots=True)
@@ -716,21 +672,25 @@ class ReplayOutcome:
     started_at: str
     duration_s: float
 
-    def count(self, state: StepState) -> int:
-        return sum(1 for r in self.results if r.state == state)
+    @property
+    def stream(self) -> tuple[Judged, ...]:
+        return tuple(result.judged for result in self.results)
+
+    def count(self, state: State) -> int:
+        return sum(1 for judged in self.stream if judged.state == state)
 
     @property
     def with_must_violations(self) -> int:
-        return sum(1 for r in self.results if r.broken)
+        return sum(1 for judged in self.stream if judged.broken)
 
     @property
     def warnings(self) -> int:
-        return sum(len(r.warnings) for r in self.results)
+        return sum(len(judged.warnings) for judged in self.stream)
 
     @property
     def not_judged(self) -> tuple[str, ...]:
         """Rules the report found broken that no replayed exchange judged (they need a sequence)."""
-        judged = {j.rule_id for result in self.results for j in result.judgements}
+        judged = {j.rule_id for result in self.stream for j in result.judgements}
         return tuple(rule for rule in self.recording.broken_rules if rule not in judged)
 
     @property
@@ -745,7 +705,7 @@ class ReplayOutcome:
     @property
     def problem(self) -> str | None:
         """Why the replay could not judge the server (exit 2) although it answered, else None."""
-        judged = [r for r in self.results if r.state in ("judged", "key-refused")]
+        judged = [r for r in self.stream if r.state in ("judged", "key-refused")]
         if judged and all(r.status in _GATEWAY for r in judged):
             return (
                 f"Every request was answered {judged[0].status} or another gateway error: a proxy or gateway "
@@ -753,7 +713,7 @@ class ReplayOutcome:
             )
         if self.verdict == "failed":
             return None
-        keyed = [r for r in judged if r.step.sent_key]
+        keyed = [r for r in judged if r.sent_key]
         if keyed and all(r.state == "key-refused" for r in keyed):
             status = keyed[0].status
             return (
@@ -762,10 +722,10 @@ class ReplayOutcome:
             )
         unanswered = self.count("no-answer")
         if unanswered:
-            first = next(r for r in self.results if r.state == "no-answer")
+            first = next(r for r in self.stream if r.state == "no-answer")
             return (
                 f"{unanswered} of {len(self.results)} requests got no usable answer (first: "
-                f"#{first.step.index}: {first.note}); nothing else broke a MUST rule, but the replay is "
+                f"#{first.index}: {first.note}); nothing else broke a MUST rule, but the replay is "
                 "incomplete."
             )
         if not judged:
@@ -881,17 +841,17 @@ def replay(
         step, used = ids.apply(original) if remap_ids else (original, {})
         operation = matcher(step.method, step.path)
         if step.not_sendable is not None:
-            result = StepResult(step=step, operation=operation, state="not-sent", note=step.not_sendable)
+            judged = _unanswered(step, operation, "not-sent", note=step.not_sendable)
         else:
             if sent_any and delay_s > 0:
                 sleep(delay_s)
             sent_any = True
-            result = _send(client, step, operation, schemas, catalogue)
-            if result.exchange is not None and remap_ids:
+            judged = _send(client, step, operation, schemas, catalogue)
+            if judged.exchange is not None and remap_ids:
                 reply = client.log[-1] if client.log else None
-                if reply is not None and reply.exchange is result.exchange:
+                if reply is not None and reply.exchange is judged.exchange:
                     ids.learn(step, operation, reply)
-        result = replace(result, remapped=used)
+        result = StepResult(step=step, judged=judged, remapped=used)
         results.append(result)
         if out is not None:
             out(step_line(result))
@@ -904,9 +864,25 @@ def replay(
     )
 
 
+def _unanswered(
+    step: Step, operation: str | None, state: State, *, exchange: Exchange | None = None, note: str = ""
+) -> Judged:
+    """A step the judges did not read: not sent, not answered, or not in the contract."""
+    return Judged(
+        index=step.index,
+        method=step.method,
+        path=step.path,
+        operation=operation,
+        state=state,
+        sent_key=step.sent_key,
+        exchange=exchange,
+        note=note,
+    )
+
+
 def _send(
     client: Client, step: Step, operation: str | None, schemas: SpecSchemas, catalogue: Catalogue
-) -> StepResult:
+) -> Judged:
     session = client.session
     session.headers = requests.structures.CaseInsensitiveDict(requests.utils.default_headers())
     session.headers.update(step.headers)
@@ -925,83 +901,22 @@ def _send(
         raise
     except TransportError as ex:
         exchange = client.failures[-1] if len(client.failures) > failures else None
-        return StepResult(step=step, operation=operation, state="no-answer", exchange=exchange, note=str(ex))
+        return _unanswered(step, operation, "no-answer", exchange=exchange, note=str(ex))
     if operation is None:
-        return StepResult(step=step, operation=None, state="not-in-contract", exchange=reply.exchange)
-    seen = Seen.of(reply, schemas)
-    refused = step.sent_key and reply.status in (401, 403)
-    return StepResult(
-        step=step,
-        operation=operation,
-        state="key-refused" if refused else "judged",
-        exchange=reply.exchange,
-        judgements=tuple(_judge(seen, catalogue)),
-        note=f"the server refused the key ({reply.status})" if refused else "",
-    )
-
-
-def _judge(seen: Seen, catalogue: Catalogue) -> Iterator[Judgement]:
-    for verdict in judge_exchange(seen, (rule_id for rule_id in catalogue.ids)):
-        rule = catalogue.get(verdict.rule_id)
-        broken = verdict.violation
-        if broken is None:
-            yield Judgement(
-                rule_id=rule.id, level=rule.level, outcome="passed", exchanges=(seen.reply.exchange,)
-            )
-            continue
-        yield Judgement(
-            rule_id=broken.rule_id,
-            level=rule.level,
-            outcome="failed" if rule.level == "MUST" else "warning",
-            message=broken.message,
-            expected=broken.expected,
-            actual=broken.actual,
-            exchanges=broken.exchanges,
-        )
+        return _unanswered(step, None, "not-in-contract", exchange=reply.exchange)
+    return judge_reply(reply, index=step.index, sent_key=step.sent_key, schemas=schemas, catalogue=catalogue)
 
 
 # --- words: lines, summary, JSON, report --------------------------------------------------------------------
 
 
-def _shown_path(path: str, limit: int = 100) -> str:
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def step_line(result: StepResult) -> str:
     """`#3 POST /tasks/batch → 404 (12 ms)  ✗ TASK-BATCH-GET-OMITS-UNKNOWN: expected ..., got 404`."""
-    step = result.step
-    head = f"#{step.index} {step.method} {_shown_path(step.path)}"
-    if result.state == "not-sent":
-        return f"{head}  - not sent: {result.note}"
-    if result.state == "no-answer":
-        return f"{head} → no answer  ✗ {_one_line(result.note)}"
-    response = result.exchange.response if result.exchange else None
-    timing = f"{response.elapsed_ms:.0f} ms" if response else "?"
-    if step.recorded_status is not None and result.status != step.recorded_status:
-        timing += f", recorded {step.recorded_status}"
-    head += f" → {result.status} ({timing})"
-    if not step.sent_key:
-        head += " [no key, as recorded]"
-    if result.state == "not-in-contract":
-        return f"{head}  · not in the contract (not judged)"
-    shown = [_judgement_text(j) for j in result.judgements if j.outcome != "passed"]
-    if result.state == "key-refused":
-        shown.insert(0, f"- {result.note}; the operation was not judged")
-    if not shown:
-        held = len(result.judgements)
-        return f"{head}  ✓ {held} rule{'s' if held != 1 else ''} hold{'s' if held == 1 else ''}"
-    return f"{head}  " + "  ".join(shown)
-
-
-def _judgement_text(judgement: Judgement) -> str:
-    expected, actual = _one_line(judgement.expected, 80), _one_line(judgement.actual, 90)
-    return f"{MARKS[judgement.outcome]} {judgement.rule_id}: expected {expected}, got {actual}"
+    recorded = result.step.recorded_status
+    changed = recorded is not None and result.judged.status != recorded
+    return exchange_line(
+        result.judged, timing_note=f"recorded {recorded}" if changed else "", no_key="[no key, as recorded]"
+    )
 
 
 def describe_steps(recording: Recording) -> list[str]:
@@ -1014,7 +929,7 @@ def describe_steps(recording: Recording) -> list[str]:
     ]
     for step in recording.steps:
         operation = matcher(step.method, step.path)
-        head = f"#{step.index} {step.method} {_shown_path(step.path)}"
+        head = f"#{step.index} {step.method} {shown_path(step.path)}"
         what = operation if operation else "not in the contract"
         extra = "" if step.sent_key else "; sent without the key, as recorded"
         if step.not_sendable is not None:
@@ -1032,32 +947,14 @@ _KIND_NAMES: Final[Mapping[RecordingKind, str]] = {
 }
 
 
-_STATE_WORDS: Final[tuple[tuple[StepState, str], ...]] = (
-    ("not-in-contract", "not in the contract"),
-    ("key-refused", "with the key refused"),
-    ("no-answer", "without an answer"),
-    ("not-sent", "not sent"),
-)
-
-
 def summary_lines(outcome: ReplayOutcome) -> list[str]:
     """The end of a replay: counts, which rules broke on which requests, and the verdict."""
     total = len(outcome.results)
-    extras = [f"{outcome.count(state)} {words}" for state, words in _STATE_WORDS if outcome.count(state)]
     lines = [
         f"{total} request{'s' if total != 1 else ''} replayed from {outcome.recording.source} to "
-        f"{outcome.target}: {outcome.with_must_violations} with MUST violations, {outcome.warnings} "
-        f"warning{'s' if outcome.warnings != 1 else ''}" + (f"; {', '.join(extras)}" if extras else "") + "."
+        f"{outcome.target}: {tally_phrase(outcome.stream)}.",
+        *broken_rule_lines(outcome.stream),
     ]
-    for outcome_kind, title in (("failed", "MUST rules broken"), ("warning", "SHOULD rules broken")):
-        where: dict[str, list[int]] = {}
-        for result in outcome.results:
-            for judgement in result.judgements:
-                if judgement.outcome == outcome_kind:
-                    where.setdefault(judgement.rule_id, []).append(result.step.index)
-        if where:
-            listed = "; ".join(f"{rule} (#{', #'.join(map(str, steps))})" for rule, steps in where.items())
-            lines.append(f"{title}: {listed}")
     lines += [f"Note: {note}" for note in outcome.recording.notes]
     if outcome.not_judged:
         rules = ",".join(outcome.not_judged)
@@ -1092,21 +989,21 @@ def _judgement_json(judgement: Judgement) -> dict[str, Any]:
 
 
 def _step_json(result: StepResult) -> dict[str, Any]:
-    step = result.step
-    response = result.exchange.response if result.exchange else None
+    step, judged = result.step, result.judged
+    response = judged.exchange.response if judged.exchange else None
     return {
         "index": step.index,
         "method": step.method,
         "path": step.path,
-        "operation": result.operation,
+        "operation": judged.operation,
         "sent_key": step.sent_key,
-        "state": result.state,
-        "status": result.status,
+        "state": judged.state,
+        "status": judged.status,
         "elapsed_ms": round(response.elapsed_ms, 1) if response else None,
         "recorded_status": step.recorded_status,
-        "note": result.note or step.note,
+        "note": judged.note or step.note,
         "ids_remapped": dict(result.remapped),
-        "judgements": [_judgement_json(j) for j in result.judgements],
+        "judgements": [_judgement_json(j) for j in judged.judgements],
         "response_body": response.body if response else None,
     }
 
@@ -1179,54 +1076,27 @@ def to_run_report(
 ) -> RunReport:
     """The replay as a RunReport for the report writers: per rule, one piece of evidence per broken
     request (with its exchange) and one summing up the requests it held for."""
-    catalogue = catalogue if catalogue is not None else load_catalogue()
-    by_rule: dict[str, list[Evidence]] = {}
-    held: Counter[str] = Counter()
-    for result in outcome.results:
-        for judgement in result.judgements:
-            if judgement.outcome == "passed":
-                held[judgement.rule_id] += 1
-                continue
-            by_rule.setdefault(judgement.rule_id, []).append(
-                Evidence(
-                    rule_id=judgement.rule_id,
-                    outcome=judgement.outcome,
-                    source=f"replay #{result.step.index}",
-                    message=judgement.message,
-                    expected=judgement.expected,
-                    actual=judgement.actual,
-                    exchanges=judgement.exchanges,
-                )
-            )
-    for rule_id, count in held.items():
-        by_rule.setdefault(rule_id, []).append(
-            Evidence(
-                rule_id=rule_id,
-                outcome="passed",
-                source="replay",
-                message=f"The rule held for {count} replayed request{'s' if count != 1 else ''}.",
-            )
+    not_judged = (
+        Evidence(
+            rule_id=rule_id,
+            outcome="skipped",
+            source="replay",
+            message=(
+                "Not judged: the report found this rule broken, and replay judges one request at a time; "
+                f"this rule needs a sequence. Judge it with: enginy-conformance run --only {rule_id}"
+            ),
+            gap=True,
         )
-    for rule_id in outcome.not_judged:
-        by_rule.setdefault(rule_id, []).append(
-            Evidence(
-                rule_id=rule_id,
-                outcome="skipped",
-                source="replay",
-                message=(
-                    "Not judged: the report found this rule broken, and replay judges one request at a time; "
-                    f"this rule needs a sequence. Judge it with: enginy-conformance run --only {rule_id}"
-                ),
-                gap=True,
-            )
-        )
-    results = tuple(fold(rule, by_rule[rule.id]) for rule in catalogue if rule.id in by_rule)
-    return RunReport(
+        for rule_id in outcome.not_judged
+    )
+    return run_report(
+        outcome.stream,
+        source="replay",
+        noun="replayed request",
+        catalogue=catalogue if catalogue is not None else load_catalogue(),
         target=outcome.target,
-        profile="replay",
         started_at=outcome.started_at,
         duration_s=outcome.duration_s,
-        results=results,
         settings={
             "base_url": outcome.target,
             "api_key_header": api_key_header,
@@ -1234,19 +1104,8 @@ def to_run_report(
             "recording_kind": outcome.recording.kind,
             "requests": len(outcome.results),
         },
-        tool_versions={
-            "python": platform.python_version(),
-            "enginy-crm-contract": _version("enginy-crm-contract"),
-            "requests": _version("requests"),
-        },
+        extra=not_judged,
     )
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def parse_delay_ms(raw: str | None) -> float:

@@ -48,7 +48,7 @@ def one_clean_line(result) -> str:
 
 
 def test_every_command_is_documented_with_an_example():
-    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario"}
+    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy"}
     for name, command in [("enginy-conformance", cli), *cli.commands.items()]:
         doc = command.help or ""
         summary = doc.strip().splitlines()[0] if doc.strip() else ""

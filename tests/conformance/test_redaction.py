@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.redaction import REDACTED, Redactor, is_strong
+from conformance.redaction import REDACTED, LearnedSecrets, Redactor, credential_values, is_strong
 
 LONG = "Kq7-x9Lm2x9Lm2x9Lm2x9Lm2x9Lm2x9Lm2zZ1"
 
@@ -69,3 +69,33 @@ def test_headers_hold_the_key_only_as_redacted_and_a_wrong_key_stays_visible():
 def test_no_key_means_nothing_to_hide():
     redactor = Redactor("", "X-API-Key")
     assert redactor.text("anything") == "anything" and redactor.header_value("X-API-Key", "") == ""
+
+
+# --- secrets a proxy learns from the traffic it sees ------------------------------------------------------
+
+
+def test_credential_values_are_the_values_under_credential_names_only():
+    headers = [
+        ("x-api-key", "k"),  # the key header, whatever its case
+        ("Authorization", "Bearer tok-123"),
+        ("Cookie", "session=s-1; theme=dark"),
+        ("X-Session-Token", "st-9"),
+        ("X-Request-Id", "r-1"),  # not a credential
+        ("X-Api-Key-Old", "[REDACTED]"),  # a placeholder is no credential
+        ("Accept", "application/json"),
+    ]
+    found = credential_values(headers, key_header="X-API-Key", query="api_key=q-7&page=2")
+    assert found == ["k", "Bearer tok-123", "tok-123", "s-1", "dark", "st-9", "q-7"]
+
+
+def test_learned_secrets_redact_each_value_taught_and_the_longest_first():
+    secrets = LearnedSecrets(header="X-API-Key")
+    assert secrets.header_value("Authorization", "anything") == REDACTED  # with nothing learned yet
+    secrets.learn(["tasks", "Bearer " + LONG, LONG, "tasks"])
+    assert len(secrets) == 3
+    assert secrets.text(f"Authorization: Bearer {LONG} for /tasks") == f"Authorization: {REDACTED} for /tasks"
+    assert secrets.header_value("X-API-Key", "tasks") == REDACTED
+    assert secrets.url("http://crm/tasks?api_key=tasks") == "http://crm/tasks?api_key=%5BREDACTED%5D"
+    assert secrets.body('{"subject": "all the tasks", "echo": "tasks"}') == (
+        f'{{"subject": "all the tasks", "echo": "{REDACTED}"}}'
+    )
