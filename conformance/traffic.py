@@ -23,10 +23,10 @@ How each exchange is judged:
 * a request whose method and path the spec documents is judged by every single-exchange rule
   (`conformance.judges`); "sent the key" means the key header (`--api-key-header`) was there, not
   empty. Without it, a request that carries another credential header (Authorization, ...) carries
-  an "other" credential, which may or may not be the key, so no authentication rule judges it; one with no credential at all is an
-  authentication probe, judged by AUTH-MISSING-KEY. The proxy cannot tell a wrong key from the right
-  one, so AUTH-WRONG-KEY is never judged here, and a key the server refuses leaves the operation's
-  rules unjudged ("key refused"), as in a replay;
+  an "other" credential, which may or may not be the key, so no authentication rule judges it; one
+  with no credential at all is an authentication probe, judged by AUTH-MISSING-KEY. The proxy cannot
+  tell a wrong key from the right one, so AUTH-WRONG-KEY is never judged here, and a key the server
+  refuses leaves the operation's rules unjudged ("key refused"), as in a replay;
 * any other request is forwarded and listed as not in the contract;
 * an exchange the upstream did not answer is listed as "no answer" (the proxy answered 502 or 504)
   and judged by nothing: SERVER-NO-5XX speaks of 5xx answers the server gave, not of a silence;

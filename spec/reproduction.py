@@ -41,13 +41,18 @@ def scenario_from_report(document: Any, *, source: str) -> dict[str, Any]:
     if not isinstance(results, list):
         raise NotAReport(f"{source} has no results array.")
     catalogue = load_catalogue()
-    broken = [
-        str(result.get("rule"))
+    failing = [
+        result
         for result in results
         if isinstance(result, Mapping)
         and result.get("outcome") in ("failed", "warning")
         and result.get("rule") in catalogue
     ]
+    failing_ids = {str(result["rule"]) for result in failing}
+    # A finding whose every piece of evidence names another broken rule as its root cause is that
+    # rule's knock-on (a 405 on /tasks/batch is TASK-BATCH-ROUTE's, also seen as INPUT-VALID-ACCEPTED):
+    # the root's fault reproduces it, and a fault of its own would add a bug the server does not have.
+    broken = [str(result["rule"]) for result in failing if not _knock_on(result, failing_ids)]
     scenario: dict[str, Any] = {
         "version": 1,
         "description": (
@@ -65,6 +70,16 @@ def scenario_from_report(document: Any, *, source: str) -> dict[str, Any]:
     if latency is not None:
         scenario["latency"] = {"ms": latency}
     return scenario
+
+
+def _knock_on(result: Mapping[str, Any], failing: set[str]) -> bool:
+    evidence = [
+        item
+        for item in result.get("evidence") or []
+        if isinstance(item, Mapping) and item.get("outcome") in ("failed", "warning")
+    ]
+    causes = [item.get("root_cause") for item in evidence]
+    return bool(causes) and all(cause in failing and cause != result.get("rule") for cause in causes)
 
 
 def _latency_ms(results: list[Any]) -> int | None:

@@ -68,7 +68,8 @@ def test_a_report_becomes_a_mock_that_breaks_exactly_the_same_rules(tmp_path: Pa
     assert KEY not in text and str(report) in text  # names its report, holds no key
     scenario = yaml.safe_load(text)
     assert scenario["api_key_header"] == HEADER
-    assert set(scenario["faults"]) == set(broken)
+    # RESPONSE-SCHEMA's evidence names ACTIVITY-RETURNS-ID as its root cause: that fault reproduces it.
+    assert set(scenario["faults"]) == set(broken) - {"RESPONSE-SCHEMA"}
     assert scenario["latency"]["ms"] >= 50  # the median answer time the report shows
 
     for how in (("--from-report", str(report)), ("--scenario", str(scenario_file))):
@@ -118,3 +119,24 @@ def test_a_passing_report_reproduces_a_conformant_server_and_a_fast_one_no_laten
     scenario = scenario_from_report(document, source="r.json")
     assert scenario["faults"] == [] and "latency" not in scenario and "api_key_header" not in scenario
     assert "r.json" in scenario["description"] and "no rule broken" in scenario["description"]
+
+
+def test_a_knock_on_is_reproduced_by_its_root_cause_not_by_a_fault_of_its_own() -> None:
+    def result(rule: str, outcome: str, *causes: str | None) -> dict[str, Any]:
+        evidence = [{"outcome": outcome, "root_cause": cause} for cause in causes]
+        return {"rule": rule, "outcome": outcome, "evidence": evidence}
+
+    document: dict[str, Any] = {
+        "format": "enginy-conformance-report",
+        "results": [
+            result("TASK-BATCH-ROUTE", "failed", None),
+            # a 405 on /tasks/batch seen by the generated pass: TASK-BATCH-ROUTE's doing
+            result("INPUT-VALID-ACCEPTED", "warning", "TASK-BATCH-ROUTE"),
+            # partly its own: one piece of evidence has no other cause
+            result("RESPONSE-SCHEMA", "failed", "TASK-BATCH-ROUTE", None),
+            # names a cause that did not fail in this report: kept
+            result("SERVER-NO-5XX", "failed", "TASK-GET"),
+        ],
+    }
+    faults = scenario_from_report(document, source="r.json")["faults"]
+    assert faults == ["TASK-BATCH-ROUTE", "RESPONSE-SCHEMA", "SERVER-NO-5XX"]
