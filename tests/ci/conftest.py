@@ -1,0 +1,59 @@
+"""Fixtures for the CI definitions' tests: the bundled mock, the suite as an install step leaves it,
+and an environment as bare as a runner's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import Mock, start_mock, stop_mock
+
+
+@pytest.fixture(scope="session")
+def mock() -> Iterator[Mock]:
+    """The conformant mock; tests switch its faults (`mock.switch("TASK-BATCH-ROUTE")`)."""
+    running = start_mock()
+    yield running
+    stop_mock(running)
+
+
+@pytest.fixture(scope="session")
+def suite_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding `enginy-conformance` and `python`, as the action's install step leaves its venv.
+
+    Only those two: PATH in the tests does not hold the test environment's own scripts, so a CI
+    script that calls anything else by name fails here as it would on a runner.
+    """
+    scripts = Path(sysconfig.get_path("scripts"))
+    tool = scripts / "enginy-conformance"
+    if not tool.is_file():
+        found = shutil.which("enginy-conformance")
+        if found is None:
+            pytest.fail(
+                'enginy-conformance is not installed: python -m pip install -c constraints.txt -e ".[test]"'
+            )
+        tool = Path(found)
+    directory = tmp_path_factory.mktemp("suite-bin")
+    (directory / "enginy-conformance").symlink_to(tool)
+    # A wrapper rather than a symlink: a venv's python finds its site-packages from its own path.
+    python = directory / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def runner_env() -> dict[str, str]:
+    """The environment a runner starts a step in: none of the developer's ENGINY_* settings or venv."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+    }
