@@ -1,10 +1,15 @@
 """enginy_conformance: the conformance suite as a pytest plugin, one test item per rule.
 
-Registered through the `pytest11` entry point, so it is present in every pytest run of an environment
-where the project is installed, and it adds NOTHING until a base URL is configured. Then it adds one
-item per selected rule, `test_rule[RULE-ID]`: a MUST rule that fails fails its item, a SHOULD rule that
-fails passes with an EnginyShouldWarning, a rule that could not be judged is skipped with the reason.
-The suite runs once, when the first item runs, for the rules of the items left after `-k`/`-m`.
+Registered through the `pytest11` entry point, so it is loaded in every pytest run of an environment
+where the project is installed, and it does NOTHING until asked by its own option: `--enginy-base-url`
+on the command line or `enginy_base_url` in the ini file. The command line's ENGINY_BASE_URL never
+switches it on: a shell set up for `enginy-conformance run` would otherwise send writes to that server
+from every `pytest` typed in it. When that variable is set and the plugin is off, the header says so.
+
+Switched on, it adds one item per selected rule, `test_rule[RULE-ID]`: a MUST rule that fails fails
+its item, a SHOULD rule that fails passes with an EnginyShouldWarning, a rule that could not be judged
+is skipped with the reason. The suite runs once, when the first item runs, for the rules of the items
+left after `-k`/`-m`.
 
 With a baseline (conformance.baseline), a failure or warning it accepts is xfail with the baseline's
 reason and expiry (so `pytest` exits 0 when nothing else fails); a failure whose entry expired fails
@@ -13,9 +18,11 @@ EnginyBaselineWarning that the entry can be removed. The file is read when pytes
 is a usage error before anything is sent. Rewriting the file is the command line's
 (`enginy-conformance run --baseline-update`).
 
-Settings, each a command-line option with an ini twin and an environment fallback:
+Settings, each a command-line option with an ini twin; once the plugin is on, all but the base URL fall
+back on the command line's environment variable (the key best of all: not in shell history, not in a
+committed ini file):
 
-    --enginy-base-url        enginy_base_url        ENGINY_BASE_URL
+    --enginy-base-url        enginy_base_url        -                   (these two switch it on)
     --enginy-api-key         enginy_api_key         ENGINY_API_KEY      (prefer the environment)
     --enginy-api-key-header  enginy_api_key_header  ENGINY_API_KEY_HEADER
     --enginy-profile         enginy_profile         ENGINY_PROFILE
@@ -59,7 +66,7 @@ class PluginOption:
     name: str  # RunSettings field
     flag: str
     ini: str
-    env: str
+    env: str | None  # the command line's variable it falls back on; None: the flag and the ini only
     help: str
 
 
@@ -68,8 +75,9 @@ OPTIONS: Final = (
         "base_url",
         "--enginy-base-url",
         "enginy_base_url",
-        "ENGINY_BASE_URL",
-        "Root URL of the Custom CRM server to judge; without it this plugin adds no tests.",
+        None,
+        "Root URL of the Custom CRM server to judge. This option or its ini twin switches the plugin on "
+        "(ENGINY_BASE_URL, the command line's variable, does not); without them it adds no tests.",
     ),
     PluginOption(
         "api_key",
@@ -130,7 +138,7 @@ class PluginSettings:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup(GROUP, "Enginy Custom CRM conformance (runs only when a base URL is set)")
+    group = parser.getgroup(GROUP, "Enginy Custom CRM conformance (on only with --enginy-base-url)")
     for option in OPTIONS:
         if option.name == "only":
             group.addoption(
@@ -157,7 +165,8 @@ def _ini(config: pytest.Config, name: str) -> Any:
 def resolve_plugin_settings(
     config: pytest.Config, env: Mapping[str, str] | None = None
 ) -> PluginSettings | None:
-    """Command line > environment > ini, for every option; None when no base URL is configured.
+    """Command line > environment > ini, for every option; None when neither --enginy-base-url nor
+    enginy_base_url is set (ENGINY_BASE_URL alone leaves the plugin off).
 
     Raises pytest.UsageError naming the option, variable or ini key whose value is bad.
     """
@@ -173,7 +182,7 @@ def resolve_plugin_settings(
         cli_value = config.getoption(option.ini)
         if cli_value not in (None, []):
             raw, where = cli_value, option.flag
-        elif env.get(option.env, "").strip():
+        elif option.env is not None and env.get(option.env, "").strip():
             raw, where = env[option.env], f"{option.env} in the environment"
         elif _ini(config, option.ini) is not None:
             raw, where = _ini(config, option.ini), f"{option.ini} in the ini file"
@@ -212,6 +221,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     configured = config.stash.get(_SETTINGS_KEY, None)
     if configured is None:
+        if os.environ.get("ENGINY_BASE_URL", "").strip():
+            # Whoever switched the plugin on with this variable before learns why nothing is judged now.
+            return [
+                "enginy-conformance: off; ENGINY_BASE_URL is the command line's setting, so pass "
+                "--enginy-base-url (or set enginy_base_url in the ini file) to judge a server here"
+            ]
         return None
     from conformance.runner import safe_url
 

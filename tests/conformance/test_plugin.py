@@ -1,8 +1,9 @@
-"""The pytest plugin, through pytester: inert by default, one item per rule when configured."""
+"""The pytest plugin, through pytester: off unless its own option asks, one item per rule when on."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -14,10 +15,24 @@ SCRIPTED = "HEALTH-OK,TASK-CREATE-RETURNS-ID"
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    # The plugin falls back on ENGINY_* variables: the developer's own must not leak into these tests.
-    for option in OPTIONS:
-        monkeypatch.delenv(option.env, raising=False)
+    # The plugin falls back on ENGINY_* variables, and says so when it sees ENGINY_BASE_URL: the
+    # developer's own must not leak into these tests.
+    for name in list(os.environ):
+        if name.startswith("ENGINY_"):
+            monkeypatch.delenv(name)
     return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def conformant(start_mocks):
+    """The real mock, conformant, on a port of its own (its journal shows what reached it)."""
+    return start_mocks()
+
+
+def journal(mock):
+    status, body = mock.admin("GET", "/__admin/journal")
+    assert status == 200
+    return json.loads(body)["entries"]
 
 
 def test_inert_without_a_base_url(pytester, clean_env):
@@ -26,6 +41,20 @@ def test_inert_without_a_base_url(pytester, clean_env):
     result.assert_outcomes(passed=1)
     assert "enginy-conformance" not in result.stdout.str()
     assert "test_rule" not in result.stdout.str()
+
+
+def test_the_command_lines_environment_alone_leaves_it_off_and_sends_nothing(pytester, clean_env, conformant):
+    conformant.reset()
+    clean_env.setenv("ENGINY_BASE_URL", conformant.url)
+    clean_env.setenv("ENGINY_API_KEY", conformant.key)
+    pytester.makepyfile("def test_own():\n    assert True\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["enginy-conformance: off; ENGINY_BASE_URL is the command line's setting, so pass --enginy-base-url*"]
+    )
+    assert "test_rule" not in result.stdout.str()
+    assert journal(conformant) == []
 
 
 def test_options_and_ini_twins_are_documented(pytester, clean_env):
@@ -81,23 +110,23 @@ def test_must_fails_should_warns_skipped_skips(pytester, clean_env, fake_crm):
     assert 'name="test_rule[TASK-GET-UNKNOWN]"' in xml and "<failure" in xml
 
 
-def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm):
+def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm, closed_port):
     crm = fake_crm()
     pytester.makeini(
         f"""
         [pytest]
-        enginy_base_url = http://127.0.0.1:9
+        enginy_base_url = {crm.url}
         enginy_api_key = {crm.app.key}
         enginy_only = HEALTH-OK
         enginy_profile = full
         """
     )
-    clean_env.setenv("ENGINY_BASE_URL", crm.url)  # env beats ini
-    clean_env.setenv("ENGINY_PROFILE", "quick")
+    clean_env.setenv("ENGINY_BASE_URL", f"http://127.0.0.1:{closed_port}")  # never the plugin's: ini wins
+    clean_env.setenv("ENGINY_PROFILE", "quick")  # env beats ini
     result = pytester.runpytest("-v", "--enginy-only=TASK-CREATE-RETURNS-ID")  # command line beats ini
     result.stdout.fnmatch_lines(
         [
-            "*base-url * (ENGINY_BASE_URL in the environment), api-key [[]REDACTED[]] "
+            f"*base-url {crm.url} (enginy_base_url in the ini file), api-key [[]REDACTED[]] "
             "(enginy_api_key in the ini file)*profile quick, TASK-CREATE-RETURNS-ID*"
         ]
     )
