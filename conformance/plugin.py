@@ -6,10 +6,25 @@ on the command line or `enginy_base_url` in the ini file. The command line's ENG
 switches it on: a shell set up for `enginy-conformance run` would otherwise send writes to that server
 from every `pytest` typed in it. When that variable is set and the plugin is off, the header says so.
 
-Switched on, it adds one item per selected rule, `test_rule[RULE-ID]`: a MUST rule that fails fails
-its item, a SHOULD rule that fails passes with an EnginyShouldWarning, a rule that could not be judged
-is skipped with the reason. The suite runs once, when the first item runs, for the rules of the items
-left after `-k`/`-m`.
+Switched on, it collects one item per selected rule, `enginy-conformance::test_rule[RULE-ID]`, through
+pytest's own collection (a collector beside the session's others), so `collected N items`, `-k`, `-m`,
+`--deselect` and `--co` work as for any test:
+
+    -k TASK-BATCH              the rules whose id holds TASK-BATCH (any part of the node id matches)
+    -m enginy_must             the MUST rules; -m enginy_should the SHOULD ones (namespaced: the plugin
+                               is loaded in every pytest run, and must not claim a project's own marks)
+    --enginy-only ID,ID        what is collected at all, like the command line's --only
+
+The suite runs once, before the first test, for the rules still selected after -k/-m; with none
+selected, or with --collect-only, nothing is sent. A MUST rule that fails fails its item, a SHOULD rule
+that fails passes with an EnginyShouldWarning, a rule that could not be judged is skipped with the
+reason.
+
+A server that cannot be judged at all (refused, timed out, TLS, a redirect, a gateway page, the key
+refused, not a Custom CRM API) ends the session before any test runs: one line,
+`ERROR: enginy-conformance: The server could not be judged: ...`, and exit code 4, pytest's usage
+error. That is the family of the command line's exit 2 (the job's fault, not a verdict on the server);
+failing every rule instead would say the same thing once per rule.
 
 With a baseline (conformance.baseline), a failure or warning it accepts is xfail with the baseline's
 reason and expiry (so `pytest` exits 0 when nothing else fails); a failure whose entry expired fails
@@ -38,8 +53,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,18 +62,22 @@ import pytest
 
 if TYPE_CHECKING:  # the suite itself is imported only when a run is configured: pytest stays fast
     from conformance.results import Result
-    from conformance.runner import RunOutcome
     from conformance.settings import RunSettings
+    from enginy_spec import Rule
 
 __all__ = [
     "EnginyBaselineWarning",
     "EnginyShouldWarning",
     "PluginOption",
+    "RuleCollector",
     "RuleItem",
     "resolve_plugin_settings",
 ]
 
 GROUP: Final = "enginy-conformance"
+NODE: Final = "enginy-conformance"  # the collector's name and node id: items are NODE::test_rule[ID]
+# The marker each level's items carry, for -m.
+LEVEL_MARKERS: Final[Mapping[str, str]] = {"MUST": "enginy_must", "SHOULD": "enginy_should"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +138,7 @@ OPTIONS: Final = (
 )
 
 _SETTINGS_KEY: Final = pytest.StashKey["PluginSettings | None"]()
-_SOURCES_KEY: Final = pytest.StashKey["dict[str, str]"]()
-_OUTCOME_KEY: Final = pytest.StashKey["RunOutcome | str"]()
+_RESULTS_KEY: Final = pytest.StashKey["dict[str, Result]"]()
 
 
 class EnginyShouldWarning(UserWarning):
@@ -135,6 +153,7 @@ class EnginyBaselineWarning(UserWarning):
 class PluginSettings:
     settings: RunSettings
     sources: Mapping[str, str]
+    rules: tuple[Rule, ...]  # what --enginy-only selects (all of the catalogue without it)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -173,6 +192,7 @@ def resolve_plugin_settings(
     from conformance.baseline import load_baseline
     from conformance.config import parse_value
     from conformance.errors import UsageError
+    from conformance.runner import select_rules
     from conformance.settings import RunSettings
 
     env = os.environ if env is None else env
@@ -203,18 +223,26 @@ def resolve_plugin_settings(
         raise pytest.UsageError(
             "enginy-conformance: a base URL is set but no API key; set ENGINY_API_KEY (or --enginy-api-key)."
         )
-    if "baseline" in values:
+    settings = RunSettings(**values)
+    # Both read now: an unknown rule id or a bad baseline file is a usage error before anything is sent.
+    try:
+        rules = tuple(select_rules(settings))
+    except UsageError as ex:
+        raise pytest.UsageError(str(ex)) from None
+    if settings.baseline is not None:
         try:
-            load_baseline(values["baseline"])  # read now: a bad file is a usage error before anything is sent
+            load_baseline(settings.baseline)
         except UsageError as ex:
             raise pytest.UsageError(f"{ex} (from {sources['baseline']})") from None
-    return PluginSettings(settings=RunSettings(**values), sources=sources)
+    return PluginSettings(settings=settings, sources=sources, rules=rules)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "enginy_rule(rule_id, level): a rule of the Enginy Custom CRM contract"
     )
+    config.addinivalue_line("markers", "enginy_must: a MUST rule of the Enginy contract (its failure fails)")
+    config.addinivalue_line("markers", "enginy_should: a SHOULD rule of the Enginy contract (it only warns)")
     config.stash[_SETTINGS_KEY] = resolve_plugin_settings(config)
 
 
@@ -231,41 +259,84 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     from conformance.runner import safe_url
 
     settings = configured.settings
+    sources = configured.sources
     only = ", ".join(settings.only) if settings.only else "all rules"
-    baseline = (
-        f", baseline {settings.baseline} ({configured.sources['baseline']})" if settings.baseline else ""
-    )
+    baseline = f", baseline {settings.baseline} ({sources['baseline']})" if settings.baseline else ""
     return [
-        f"enginy-conformance: base-url {safe_url(settings.base_url)} ({configured.sources['base_url']}), "
-        f"api-key [REDACTED] ({configured.sources['api_key']}), header {settings.api_key_header}, "
+        f"enginy-conformance: base-url {safe_url(settings.base_url)} ({sources['base_url']}), "
+        f"api-key [REDACTED] ({sources['api_key']}), header {settings.api_key_header}, "
         f"profile {settings.profile}, {only}{baseline}"
     ]
 
 
-@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so that they apply to these items too
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    configured = config.stash.get(_SETTINGS_KEY, None)
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    # The rules are no file's tests, so pytest_collect_file cannot make them; added to the session's own
+    # report, they are collected, counted, selected and reported like any other test. Items added in
+    # pytest_collection_modifyitems instead are never counted ("collected 0 items", "-47 selected").
+    if (
+        isinstance(collector, pytest.Session)
+        and report.passed
+        and collector.config.stash.get(_SETTINGS_KEY, None) is not None
+    ):
+        report.result.append(RuleCollector.from_parent(collector, name=NODE, nodeid=NODE))
+    return report
+
+
+class RuleCollector(pytest.Collector):
+    """The rules the settings select, one RuleItem each."""
+
+    def collect(self) -> list[pytest.Item]:
+        configured = self.config.stash[_SETTINGS_KEY]
+        assert configured is not None  # this collector is only added when the plugin is on
+        items: list[pytest.Item] = []
+        for rule in configured.rules:
+            item = RuleItem.from_parent(self, name=f"test_rule[{rule.id}]", rule_id=rule.id)
+            item.add_marker(pytest.mark.enginy_rule(rule.id, rule.level))
+            item.add_marker(LEVEL_MARKERS[rule.level])
+            item.user_properties.append(("level", rule.level))
+            items.append(item)
+        return items
+
+
+def _tests_will_run(session: pytest.Session) -> bool:
+    config = session.config
+    if config.getoption("collectonly", False) or config.getoption("setuponly", False):
+        return False  # --co, --setup-only and --setup-plan run no test, so nothing is to be judged
+    # Collection errors stop the session before the first test (pytest's own loop says why).
+    return not (session.testsfailed and not config.getoption("continue_on_collection_errors", False))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Judge the server once, before any test runs, for the rules still selected after -k and -m."""
+    configured = session.config.stash.get(_SETTINGS_KEY, None)
     if configured is None:
         return
-    from conformance.errors import UsageError
-    from conformance.runner import select_rules
+    wanted = tuple(item.rule_id for item in session.items if isinstance(item, RuleItem))
+    if wanted and _tests_will_run(session):
+        session.config.stash[_RESULTS_KEY] = _judge(session.config, replace(configured.settings, only=wanted))
 
-    try:
-        rules = select_rules(configured.settings)
-    except UsageError as ex:
-        raise pytest.UsageError(str(ex)) from None
-    for rule in rules:
-        item = RuleItem.from_parent(
-            session,
-            name=f"test_rule[{rule.id}]",
-            nodeid=f"enginy-conformance::test_rule[{rule.id}]",
-            rule_id=rule.id,
+
+def _judge(config: pytest.Config, settings: RunSettings) -> dict[str, Result]:
+    from conformance.errors import TransportError, UsageError
+    from conformance.runner import run, safe_url
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and config.get_verbosity() >= 0:
+        # The run takes seconds to minutes before the first rule's line: say what the wait is.
+        reporter.write_line(
+            f"enginy-conformance: judging {safe_url(settings.base_url)} on {len(settings.only)} rules …"
         )
-        item.add_marker(pytest.mark.enginy_rule(rule.id, rule.level))
-        item.user_properties.append(("level", rule.level))
-        items.append(item)
+    try:
+        outcome = run(settings, out=lambda line: None, write=False)
+    except (UsageError, TransportError) as ex:
+        # Nothing was judged, and every rule would fail for this one reason: say it once, for the session.
+        raise pytest.UsageError(f"enginy-conformance: The server could not be judged: {ex}") from None
+    return {result.rule.id: result for result in outcome.report.results}
 
 
 class RuleFailed(AssertionError):
@@ -279,11 +350,18 @@ class RuleItem(pytest.Item):
         super().__init__(**kwargs)
         self.rule_id = rule_id
 
+    @property
+    def result(self) -> Result | None:
+        """The run's verdict on this rule; None before the run (or when it did not run)."""
+        return self.config.stash.get(_RESULTS_KEY, {}).get(self.rule_id)
+
     def runtest(self) -> None:
-        outcome = _shared_run(self)
-        if isinstance(outcome, str):
-            raise RuleFailed(outcome)
-        result = next(r for r in outcome.report.results if r.rule.id == self.rule_id)
+        result = self.result
+        if result is None:
+            raise RuleFailed(
+                f"{self.rule_id}: the suite did not run before this test; another plugin ran the tests "
+                "without pytest's own run loop, which is where this plugin judges the server."
+            )
         self.user_properties.append(("outcome", result.outcome))
         mark = result.baseline
         if mark is not None:
@@ -309,30 +387,7 @@ class RuleItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[str, int | None, str]:
-        return "enginy-conformance", None, f"{self.rule_id}"
-
-
-def _shared_run(item: RuleItem) -> RunOutcome | str:
-    """Run the suite once per session, for the rules of the items still selected."""
-    config = item.config
-    if _OUTCOME_KEY in config.stash:
-        return config.stash[_OUTCOME_KEY]
-    from dataclasses import replace
-
-    from conformance.errors import TransportError, UsageError
-    from conformance.runner import run
-
-    configured = config.stash[_SETTINGS_KEY]
-    assert configured is not None
-    wanted = tuple(i.rule_id for i in item.session.items if isinstance(i, RuleItem))
-    settings = replace(configured.settings, only=wanted)
-    outcome: RunOutcome | str
-    try:
-        outcome = run(settings, out=lambda line: None, write=False)
-    except (UsageError, TransportError) as ex:
-        outcome = f"The server could not be judged: {ex}"
-    config.stash[_OUTCOME_KEY] = outcome
-    return outcome
+        return NODE, None, f"{self.rule_id}"
 
 
 def _describe(result: Result) -> str:

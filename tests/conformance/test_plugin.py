@@ -8,9 +8,11 @@ import os
 import pytest
 
 from conformance.plugin import OPTIONS
+from enginy_spec import load_catalogue
 
 CANARY = "canary-plugin-KEY-5b2e"
 SCRIPTED = "HEALTH-OK,TASK-CREATE-RETURNS-ID"
+CATALOGUE = load_catalogue()
 
 
 @pytest.fixture
@@ -73,6 +75,7 @@ def test_one_item_per_rule_with_redacted_header(pytester, clean_env, fake_crm):
         [
             "enginy-conformance: base-url *127.0.0.1* (--enginy-base-url), api-key [[]REDACTED[]] "
             "(ENGINY_API_KEY in the environment)*",
+            "*collected 2 items",
             "*test_rule[[]HEALTH-OK[]] PASSED*",
             "*test_rule[[]TASK-CREATE-RETURNS-ID[]] PASSED*",
         ]
@@ -133,13 +136,39 @@ def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm, clos
     result.assert_outcomes(passed=1)
 
 
-def test_k_selects_rules(pytester, clean_env, fake_crm):
+def test_collection_counts_the_rules_and_k_and_m_select_among_them(pytester, clean_env, closed_port):
+    # --collect-only judges nothing, so a closed port is enough: had anything been sent, the session
+    # would have ended with the unreachable server's error.
+    clean_env.setenv("ENGINY_API_KEY", CANARY)
+    base = ("--co", f"--enginy-base-url=http://127.0.0.1:{closed_port}")
+    total = len(CATALOGUE)
+    batch = sum(1 for rule in CATALOGUE if "TASK-BATCH" in rule.id)
+    must = sum(1 for rule in CATALOGUE if rule.level == "MUST")
+    assert 0 < batch < must < total
+
+    everything = pytester.runpytest(*base)
+    everything.stdout.fnmatch_lines([f"collected {total} items"])
+    assert everything.ret == pytest.ExitCode.OK
+    by_k = pytester.runpytest(*base, "-k", "TASK-BATCH")
+    by_k.stdout.fnmatch_lines([f"collected {total} items / {total - batch} deselected / {batch} selected"])
+    by_k.stdout.fnmatch_lines(["*<RuleItem test_rule[[]TASK-BATCH-ROUTE[]]>*"])
+    assert "TASK-GET-UNKNOWN" not in by_k.stdout.str()
+    by_m = pytester.runpytest(*base, "-m", "enginy_must")
+    by_m.stdout.fnmatch_lines([f"collected {total} items / {total - must} deselected / {must} selected"])
+    by_should = pytester.runpytest(*base, "-m", "enginy_should", "-q")
+    by_should.stdout.fnmatch_lines([f"{total - must}/{total} tests collected ({must} deselected)*"])
+
+
+def test_deselected_rules_are_not_judged(pytester, clean_env, fake_crm):
     crm = fake_crm()
     clean_env.setenv("ENGINY_API_KEY", crm.app.key)
     result = pytester.runpytest(
         "-v", f"--enginy-base-url={crm.url}", f"--enginy-only={SCRIPTED}", "-k", "HEALTH"
     )
+    result.stdout.fnmatch_lines(["*collected 2 items / 1 deselected / 1 selected"])
     result.assert_outcomes(passed=1, deselected=1)
+    # TASK-CREATE-RETURNS-ID would have created tasks.
+    assert [r.path for r in crm.app.seen if r.method == "POST"] == []
 
 
 @pytest.mark.parametrize(
@@ -157,14 +186,27 @@ def test_bad_settings_are_usage_errors_naming_their_source(pytester, clean_env, 
     result.stderr.fnmatch_lines([f"*{message}*"])
 
 
-def test_an_unreachable_server_fails_every_item_in_one_line(pytester, clean_env, closed_port):
+def error_lines(result):
+    return [line for line in result.outlines + result.errlines if "could not be judged" in line]
+
+
+def test_an_unreachable_server_is_one_error_for_the_session_not_a_failure_per_rule(
+    pytester, clean_env, closed_port
+):
     clean_env.setenv("ENGINY_API_KEY", CANARY)
-    result = pytester.runpytest(
-        f"--enginy-base-url=http://127.0.0.1:{closed_port}", f"--enginy-only={SCRIPTED}"
+    result = pytester.runpytest(f"--enginy-base-url=http://127.0.0.1:{closed_port}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"collected {len(CATALOGUE)} items"])
+    assert error_lines(result) == [
+        f"ERROR: enginy-conformance: The server could not be judged: Could not connect to "
+        f"http://127.0.0.1:{closed_port} (connection refused); check that the server is running and that "
+        "--base-url is right."
+    ]
+    assert "failed" not in result.parseoutcomes()
+    assert (
+        "FAILED" not in result.stdout.str() and "Traceback" not in result.stdout.str() + result.stderr.str()
     )
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*The server could not be judged: Could not connect*connection refused*"])
-    assert CANARY not in result.stdout.str()
+    assert CANARY not in result.stdout.str() + result.stderr.str()
 
 
 # --- a baseline (--enginy-baseline, enginy_baseline) ----------------------------------------------------
