@@ -42,16 +42,20 @@ committed ini file):
     --enginy-api-key-header  enginy_api_key_header  ENGINY_API_KEY_HEADER
     --enginy-profile         enginy_profile         ENGINY_PROFILE
     --enginy-only            enginy_only            ENGINY_ONLY
+    --enginy-timeout         enginy_timeout         ENGINY_TIMEOUT
     --enginy-baseline        enginy_baseline        ENGINY_BASELINE     (relative to the ini file's
                                                                          folder when set there)
 
-Precedence is command line > environment > ini, resolved in `resolve_plugin_settings` only. JUnit XML
-comes from pytest's own --junitxml.
+Precedence is command line > environment > ini, resolved in `resolve_plugin_settings` only. The suite's
+messages name the command line's options ("check that --base-url is right"); `in_plugin_terms` puts
+them in the plugin's before they are shown. JUnit XML comes from pytest's own --junitxml.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
@@ -71,6 +75,7 @@ __all__ = [
     "PluginOption",
     "RuleCollector",
     "RuleItem",
+    "in_plugin_terms",
     "resolve_plugin_settings",
 ]
 
@@ -126,6 +131,13 @@ OPTIONS: Final = (
         "enginy_only",
         "ENGINY_ONLY",
         "Judge only these rule ids (comma-separated; the option is repeatable).",
+    ),
+    PluginOption(
+        "timeout",
+        "--enginy-timeout",
+        "enginy_timeout",
+        "ENGINY_TIMEOUT",
+        "Seconds one request may take, its whole answer included (default 10).",
     ),
     PluginOption(
         "baseline",
@@ -228,12 +240,12 @@ def resolve_plugin_settings(
     try:
         rules = tuple(select_rules(settings))
     except UsageError as ex:
-        raise pytest.UsageError(str(ex)) from None
+        raise pytest.UsageError(in_plugin_terms(str(ex))) from None
     if settings.baseline is not None:
         try:
             load_baseline(settings.baseline)
         except UsageError as ex:
-            raise pytest.UsageError(f"{ex} (from {sources['baseline']})") from None
+            raise pytest.UsageError(in_plugin_terms(f"{ex} (from {sources['baseline']})")) from None
     return PluginSettings(settings=settings, sources=sources, rules=rules)
 
 
@@ -261,11 +273,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = configured.settings
     sources = configured.sources
     only = ", ".join(settings.only) if settings.only else "all rules"
+    timeout = f", timeout {settings.timeout:g} s ({sources['timeout']})" if "timeout" in sources else ""
     baseline = f", baseline {settings.baseline} ({sources['baseline']})" if settings.baseline else ""
     return [
         f"enginy-conformance: base-url {safe_url(settings.base_url)} ({sources['base_url']}), "
         f"api-key [REDACTED] ({sources['api_key']}), header {settings.api_key_header}, "
-        f"profile {settings.profile}, {only}{baseline}"
+        f"profile {settings.profile}{timeout}, {only}{baseline}"
     ]
 
 
@@ -335,7 +348,9 @@ def _judge(config: pytest.Config, settings: RunSettings) -> dict[str, Result]:
         outcome = run(settings, out=lambda line: None, write=False)
     except (UsageError, TransportError) as ex:
         # Nothing was judged, and every rule would fail for this one reason: say it once, for the session.
-        raise pytest.UsageError(f"enginy-conformance: The server could not be judged: {ex}") from None
+        raise pytest.UsageError(
+            f"enginy-conformance: The server could not be judged: {in_plugin_terms(str(ex))}"
+        ) from None
     return {result.rule.id: result for result in outcome.report.results}
 
 
@@ -370,16 +385,19 @@ class RuleItem(pytest.Item):
             self.user_properties.append(("baseline", mark.status))
             if result.accepted:
                 # The reason is what a reader of the xfail line needs; the finding is in the reports.
-                pytest.xfail(f"{self.rule_id} ({result.outcome}): {describe_mark(mark)}")
+                pytest.xfail(in_plugin_terms(f"{self.rule_id} ({result.outcome}): {describe_mark(mark)}"))
             if mark.status == "stale":
-                warnings.warn(EnginyBaselineWarning(f"{self.rule_id}: {describe_mark(mark)}."), stacklevel=1)
+                warnings.warn(
+                    EnginyBaselineWarning(in_plugin_terms(f"{self.rule_id}: {describe_mark(mark)}.")),
+                    stacklevel=1,
+                )
         if result.outcome == "failed":
             raise RuleFailed(_describe(result))
         if result.outcome == "warning":
             warnings.warn(EnginyShouldWarning(f"{self.rule_id} (SHOULD): {_describe(result)}"), stacklevel=1)
         elif result.outcome == "skipped":
             reasons = [e.message for e in result.evidence if e.message]
-            pytest.skip(f"{self.rule_id}: {reasons[0] if reasons else 'not judged'}")
+            pytest.skip(in_plugin_terms(f"{self.rule_id}: {reasons[0] if reasons else 'not judged'}"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, RuleFailed):
@@ -407,4 +425,28 @@ def _describe(result: Result) -> str:
             status = exchange.response.status if exchange.response is not None else exchange.error
             lines.append(f"  {request.method} {request.url} -> {status}")
     lines.append(f'  Source: {result.rule.source.document}: "{result.rule.source.quote}"')
-    return "\n".join(lines)
+    return in_plugin_terms("\n".join(lines))
+
+
+def in_plugin_terms(text: str) -> str:
+    """`text` with the command line's option names replaced by this plugin's own.
+
+    The suite's messages are written for `enginy-conformance run` ("check that --base-url is right",
+    "raise --timeout"); a pytest user set --enginy-base-url or its ini twin, and is told that name.
+    """
+    pattern, words = _plugin_words()
+    return pattern.sub(lambda match: words[match.group(0)], text)
+
+
+@functools.cache
+def _plugin_words() -> tuple[re.Pattern[str], Mapping[str, str]]:
+    from conformance.config import SETTINGS
+
+    cli_flag = {setting.name: setting.flag for setting in SETTINGS}
+    words = {cli_flag[option.name]: option.flag for option in OPTIONS}
+    # The plugin never rewrites a baseline: that stays the command line's job.
+    words["--baseline-update"] = "enginy-conformance run --baseline-update"
+    # Whole options only: --baseline is not the start of --baseline-update, nor --base-url the end of
+    # --enginy-base-url.
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])"), words

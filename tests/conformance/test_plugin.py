@@ -122,6 +122,7 @@ def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm, clos
         enginy_api_key = {crm.app.key}
         enginy_only = HEALTH-OK
         enginy_profile = full
+        enginy_timeout = 5
         """
     )
     clean_env.setenv("ENGINY_BASE_URL", f"http://127.0.0.1:{closed_port}")  # never the plugin's: ini wins
@@ -130,7 +131,8 @@ def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm, clos
     result.stdout.fnmatch_lines(
         [
             f"*base-url {crm.url} (enginy_base_url in the ini file), api-key [[]REDACTED[]] "
-            "(enginy_api_key in the ini file)*profile quick, TASK-CREATE-RETURNS-ID*"
+            "(enginy_api_key in the ini file)*profile quick, timeout 5 s (enginy_timeout in the ini file), "
+            "TASK-CREATE-RETURNS-ID*"
         ]
     )
     result.assert_outcomes(passed=1)
@@ -177,6 +179,7 @@ def test_deselected_rules_are_not_judged(pytester, clean_env, fake_crm):
         (["--enginy-base-url=ftp://x"], "--enginy-base-url must be an http"),
         (["--enginy-base-url=http://x", "--enginy-only=NOPE"], "Unknown rule id NOPE"),
         (["--enginy-base-url=http://x", "--enginy-profile=slow"], "--enginy-profile must be one of"),
+        (["--enginy-base-url=http://x", "--enginy-timeout=soon"], "--enginy-timeout must be a number"),
     ],
 )
 def test_bad_settings_are_usage_errors_naming_their_source(pytester, clean_env, args, message):
@@ -200,13 +203,23 @@ def test_an_unreachable_server_is_one_error_for_the_session_not_a_failure_per_ru
     assert error_lines(result) == [
         f"ERROR: enginy-conformance: The server could not be judged: Could not connect to "
         f"http://127.0.0.1:{closed_port} (connection refused); check that the server is running and that "
-        "--base-url is right."
+        "--enginy-base-url is right."
     ]
     assert "failed" not in result.parseoutcomes()
     assert (
         "FAILED" not in result.stdout.str() and "Traceback" not in result.stdout.str() + result.stderr.str()
     )
     assert CANARY not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_refused_key_is_one_error_naming_the_plugins_own_options(pytester, clean_env, conformant):
+    clean_env.setenv("ENGINY_API_KEY", "not-" + conformant.key)
+    result = pytester.runpytest(f"--enginy-base-url={conformant.url}", f"--enginy-only={SCRIPTED}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = error_lines(result)
+    assert "refused the key (401)" in line
+    assert "(ENGINY_API_KEY or --enginy-api-key)" in line and "(--enginy-api-key-header," in line
+    assert " --api-key" not in line and "(--api-key-header" not in line
 
 
 # --- a baseline (--enginy-baseline, enginy_baseline) ----------------------------------------------------
