@@ -18,7 +18,8 @@ pytest's own collection (a collector beside the session's others), so `collected
 The suite runs once, before the first test, for the rules still selected after -k/-m; with none
 selected, or with --collect-only, nothing is sent. A MUST rule that fails fails its item, a SHOULD rule
 that fails passes with an EnginyShouldWarning, a rule that could not be judged is skipped with the
-reason.
+reason. Each item's duration (`--durations`, JUnit's `time`) is its rule's own time
+(`conformance.results.Result.duration_s`), not the run's.
 
 A server that cannot be judged at all (refused, timed out, TLS, a redirect, a gateway page, the key
 refused, not a Custom CRM API) ends the session before any test runs: one line,
@@ -352,6 +353,19 @@ def _judge(config: pytest.Config, settings: RunSettings) -> dict[str, Result]:
             f"enginy-conformance: The server could not be judged: {in_plugin_terms(str(ex))}"
         ) from None
     return {result.rule.id: result for result in outcome.report.results}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if isinstance(item, RuleItem) and report.when == "call":
+        result = item.result
+        if result is not None:
+            # The suite ran before the tests; what this test stands for took its own rule's time.
+            report.duration = result.duration_s
+    return report
 
 
 class RuleFailed(AssertionError):

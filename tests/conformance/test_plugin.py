@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -220,6 +221,39 @@ def test_a_refused_key_is_one_error_naming_the_plugins_own_options(pytester, cle
     assert "refused the key (401)" in line
     assert "(ENGINY_API_KEY or --enginy-api-key)" in line and "(--enginy-api-key-header," in line
     assert " --api-key" not in line and "(--api-key-header" not in line
+
+
+# --- durations: each rule's own time, though the suite runs once ------------------------------------
+
+SLOW = 0.1  # seconds the mock waits before every answer
+
+
+@pytest.fixture(scope="module")
+def slow(start_mocks):
+    return start_mocks("--fault", f"latency:ms={int(SLOW * 1000)}")
+
+
+def test_each_item_takes_its_own_rules_time_not_the_runs(pytester, clean_env, slow):
+    clean_env.setenv("ENGINY_API_KEY", slow.key)
+    junit = pytester.path / "junit.xml"
+    # One request, four and eleven, each after the other; none uses a shared fixture.
+    result = pytester.runpytest(
+        f"--junitxml={junit}",
+        "--durations=1",
+        f"--enginy-base-url={slow.url}",
+        "--enginy-only=HEALTH-OK,AUTH-HEADER-CASE-INSENSITIVE,INPUT-MISSING-REQUIRED",
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*s call *enginy-conformance::test_rule[[]INPUT-MISSING-REQUIRED[]]"])
+    cases = ET.parse(junit).getroot().iter("testcase")
+    seconds = {case.get("name"): float(case.get("time")) for case in cases}
+    one = seconds["test_rule[HEALTH-OK]"]
+    four = seconds["test_rule[AUTH-HEADER-CASE-INSENSITIVE]"]
+    eleven = seconds["test_rule[INPUT-MISSING-REQUIRED]"]
+    # JUnit keeps milliseconds, so rules of equal cost could tie: these differ by whole requests.
+    assert SLOW <= one < 4 * SLOW <= four < 11 * SLOW <= eleven
+    assert one < eleven / 3  # the run's time is carried neither by the first rule nor by each rule
+    assert sum(seconds.values()) < 2 * eleven  # so their sum is not three times the run
 
 
 # --- a baseline (--enginy-baseline, enginy_baseline) ----------------------------------------------------
