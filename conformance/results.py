@@ -115,6 +115,8 @@ class Evidence:
     `root_cause` is the id of another failed rule that explains this finding (conformance.root_causes).
     `gap` marks a "skipped" that says part of what the rule needs was never seen (an answer that did not
     come in time, a run cut short by --max-time): the rule can then fail on other evidence, but never pass.
+    `duration_s` is the wall time its source spent on this rule (the runner measures it; see
+    `Result.duration_s`).
     """
 
     rule_id: str
@@ -127,6 +129,7 @@ class Evidence:
     fields: tuple[str, ...] = ()
     root_cause: str | None = None
     gap: bool = False
+    duration_s: float = 0.0
 
     @classmethod
     def from_violation(cls, violation: RuleViolation, *, level: str, source: str) -> Evidence:
@@ -174,6 +177,17 @@ class Result:
     def accepted(self) -> bool:
         """A failure (or warning) the baseline accepts: shown as such, and left out of the verdict."""
         return self.baseline is not None and self.baseline.status == "accepted"
+
+    @property
+    def duration_s(self) -> float:
+        """The time spent judging this rule: the sum of its evidence's.
+
+        A scripted check's is its own wall time (waits for a shared fixture or a free request slot
+        included); side evidence's, the time spent judging every scripted answer; the generated pass
+        judges its rules all at once, so each gets an even share of the pass's time. Checks run side by
+        side, so the rules' times can add up to more than the run's.
+        """
+        return sum(item.duration_s for item in self.evidence)
 
 
 def fold(rule: Rule, evidence: Iterable[Evidence]) -> Result:

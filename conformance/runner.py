@@ -5,6 +5,10 @@
     (conformance.engine) → fold evidence into one Result per rule → RunReport → the baseline applied
     (and rewritten, with --baseline-update; conformance.baseline) → report files (conformance.report)
 
+Each piece of evidence carries the time spent on it (a scripted check's own wall time, the time judging
+every scripted answer, or an even share of the generated pass's, which judges its rules together), so
+a rule's time can be reported on its own: the pytest plugin's per-rule durations.
+
 Progress goes to the `out` callable one line per rule as it is judged (`✓` passed, `✗` failed, `!`
 warning, `-` skipped). Only `UsageError` and `TransportError` escape (exit 2): a server that answers
 anything at all gets a verdict.
@@ -68,6 +72,7 @@ __all__ = [
     "plan_run",
     "run",
     "select_rules",
+    "share_pass_time",
     "summary_table",
 ]
 
@@ -479,10 +484,13 @@ def judge_scripted(
 
     def judge(rule: Rule) -> Evidence:
         if not gone:
+            started = time.perf_counter()
             try:
-                return _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
+                item = _scrubbed(_judge_one(ctx, rule, CHECKS.get(rule.id)), ctx.client)
             except ServerUnreachable as ex:
                 gone.append(f"The server stopped accepting connections during the run: {ex}")
+            else:
+                return replace(item, duration_s=time.perf_counter() - started)
         return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=gone[0])
 
     found: dict[str, Evidence] = {}
@@ -600,12 +608,13 @@ def side_evidence(ctx: CheckContext, selected: Catalogue, out: Out) -> list[Evid
     )
     for rule_id, replies, what, expected in judged:
         if rule_id in selected and replies:
+            started = time.perf_counter()
             item = _every_answer(ctx, selected.get(rule_id), replies, what, expected)
             if item is None:
                 continue
             if rule_id == "RESPONSE-SCHEMA" and item.outcome != "passed":
                 item = replace(item, fields=_schema_fields(ctx.schemas, replies))
-            found.append(item)
+            found.append(replace(item, duration_s=time.perf_counter() - started))
     unanswered = [exchange for exchange in ctx.client.failures if exchange.error in _NO_TIMELY_ANSWER]
     if unanswered and "SERVER-NO-5XX" in selected:
         # A request without an answer in time might have been a 5xx: that cannot be ruled out.
@@ -789,6 +798,7 @@ class GeneratedPass:
         self._error: BaseException | None = None
         self._cancelled: str | None = None
         self._thread: threading.Thread | None = None
+        self._seconds = 0.0  # the pass's wall time, shared by its rules (share_pass_time)
         self._judge: EngineFunction | None = None
         self._engine_rules: frozenset[str] = SCHEMATHESIS_ONLY
         self._stop: Any = threading.Event()
@@ -831,6 +841,7 @@ class GeneratedPass:
         budget = BUDGETS[self._settings.profile]
         checks = checks_for((rule.id for rule in self._selected), covered=self._covered)
         self._progress.plan_more(estimated_requests(budget, phases_for(budget, checks)))
+        started = time.perf_counter()
         try:
             self._found = list(
                 self._judge(
@@ -862,6 +873,8 @@ class GeneratedPass:
             self._reason = (
                 f"The Schemathesis pass stopped with an internal error ({type(ex).__name__}: {ex})."
             )
+        finally:
+            self._seconds = time.perf_counter() - started
 
     def finish(self, so_far: list[Evidence], notes: list[str]) -> list[Evidence]:
         """Wait for the pass (or run it now, after the checks) and return its evidence."""
@@ -885,7 +898,27 @@ class GeneratedPass:
             if rule.id in SCHEMATHESIS_ONLY and rule.id not in judged:
                 message = reason or "Not judged by the Schemathesis pass."
                 found.append(Evidence(rule_id=rule.id, outcome="skipped", source=ENGINE, message=message))
-        return found
+        return share_pass_time(found, self._seconds)
+
+
+def share_pass_time(evidence: list[Evidence], seconds: float) -> list[Evidence]:
+    """The pass's evidence with its wall time shared evenly by the rules it speaks about.
+
+    One pass judges all its rules from the same generated requests, so no rule's own part of the time
+    can be told apart; an even share keeps the rules' times adding up to the pass's. Each rule's share
+    goes on its first piece of evidence.
+    """
+    rules = dict.fromkeys(item.rule_id for item in evidence)
+    if not rules:
+        return evidence
+    share = seconds / len(rules)
+    shared: list[Evidence] = []
+    for item in evidence:
+        if item.rule_id in rules:
+            del rules[item.rule_id]
+            item = replace(item, duration_s=share)
+        shared.append(item)
+    return shared
 
 
 def _write_reports(report: RunReport, directory: Path, notes: list[str]) -> dict[str, Path]:

@@ -1,23 +1,41 @@
-"""The pytest plugin, through pytester: inert by default, one item per rule when configured."""
+"""The pytest plugin, through pytester: off unless its own option asks, one item per rule when on."""
 
 from __future__ import annotations
 
 import json
+import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from conformance.plugin import OPTIONS
+from enginy_spec import load_catalogue
 
 CANARY = "canary-plugin-KEY-5b2e"
 SCRIPTED = "HEALTH-OK,TASK-CREATE-RETURNS-ID"
+CATALOGUE = load_catalogue()
 
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    # The plugin falls back on ENGINY_* variables: the developer's own must not leak into these tests.
-    for option in OPTIONS:
-        monkeypatch.delenv(option.env, raising=False)
+    # The plugin falls back on ENGINY_* variables, and says so when it sees ENGINY_BASE_URL: the
+    # developer's own must not leak into these tests.
+    for name in list(os.environ):
+        if name.startswith("ENGINY_"):
+            monkeypatch.delenv(name)
     return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def conformant(start_mocks):
+    """The real mock, conformant, on a port of its own (its journal shows what reached it)."""
+    return start_mocks()
+
+
+def journal(mock):
+    status, body = mock.admin("GET", "/__admin/journal")
+    assert status == 200
+    return json.loads(body)["entries"]
 
 
 def test_inert_without_a_base_url(pytester, clean_env):
@@ -26,6 +44,20 @@ def test_inert_without_a_base_url(pytester, clean_env):
     result.assert_outcomes(passed=1)
     assert "enginy-conformance" not in result.stdout.str()
     assert "test_rule" not in result.stdout.str()
+
+
+def test_the_command_lines_environment_alone_leaves_it_off_and_sends_nothing(pytester, clean_env, conformant):
+    conformant.reset()
+    clean_env.setenv("ENGINY_BASE_URL", conformant.url)
+    clean_env.setenv("ENGINY_API_KEY", conformant.key)
+    pytester.makepyfile("def test_own():\n    assert True\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["enginy-conformance: off; ENGINY_BASE_URL is the command line's setting, so pass --enginy-base-url*"]
+    )
+    assert "test_rule" not in result.stdout.str()
+    assert journal(conformant) == []
 
 
 def test_options_and_ini_twins_are_documented(pytester, clean_env):
@@ -44,6 +76,7 @@ def test_one_item_per_rule_with_redacted_header(pytester, clean_env, fake_crm):
         [
             "enginy-conformance: base-url *127.0.0.1* (--enginy-base-url), api-key [[]REDACTED[]] "
             "(ENGINY_API_KEY in the environment)*",
+            "*collected 2 items",
             "*test_rule[[]HEALTH-OK[]] PASSED*",
             "*test_rule[[]TASK-CREATE-RETURNS-ID[]] PASSED*",
         ]
@@ -81,36 +114,64 @@ def test_must_fails_should_warns_skipped_skips(pytester, clean_env, fake_crm):
     assert 'name="test_rule[TASK-GET-UNKNOWN]"' in xml and "<failure" in xml
 
 
-def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm):
+def test_ini_twins_and_cli_over_env_over_ini(pytester, clean_env, fake_crm, closed_port):
     crm = fake_crm()
     pytester.makeini(
         f"""
         [pytest]
-        enginy_base_url = http://127.0.0.1:9
+        enginy_base_url = {crm.url}
         enginy_api_key = {crm.app.key}
         enginy_only = HEALTH-OK
         enginy_profile = full
+        enginy_timeout = 5
         """
     )
-    clean_env.setenv("ENGINY_BASE_URL", crm.url)  # env beats ini
-    clean_env.setenv("ENGINY_PROFILE", "quick")
+    clean_env.setenv("ENGINY_BASE_URL", f"http://127.0.0.1:{closed_port}")  # never the plugin's: ini wins
+    clean_env.setenv("ENGINY_PROFILE", "quick")  # env beats ini
     result = pytester.runpytest("-v", "--enginy-only=TASK-CREATE-RETURNS-ID")  # command line beats ini
     result.stdout.fnmatch_lines(
         [
-            "*base-url * (ENGINY_BASE_URL in the environment), api-key [[]REDACTED[]] "
-            "(enginy_api_key in the ini file)*profile quick, TASK-CREATE-RETURNS-ID*"
+            f"*base-url {crm.url} (enginy_base_url in the ini file), api-key [[]REDACTED[]] "
+            "(enginy_api_key in the ini file)*profile quick, timeout 5 s (enginy_timeout in the ini file), "
+            "TASK-CREATE-RETURNS-ID*"
         ]
     )
     result.assert_outcomes(passed=1)
 
 
-def test_k_selects_rules(pytester, clean_env, fake_crm):
+def test_collection_counts_the_rules_and_k_and_m_select_among_them(pytester, clean_env, closed_port):
+    # --collect-only judges nothing, so a closed port is enough: had anything been sent, the session
+    # would have ended with the unreachable server's error.
+    clean_env.setenv("ENGINY_API_KEY", CANARY)
+    base = ("--co", f"--enginy-base-url=http://127.0.0.1:{closed_port}")
+    total = len(CATALOGUE)
+    batch = sum(1 for rule in CATALOGUE if "TASK-BATCH" in rule.id)
+    must = sum(1 for rule in CATALOGUE if rule.level == "MUST")
+    assert 0 < batch < must < total
+
+    everything = pytester.runpytest(*base)
+    everything.stdout.fnmatch_lines([f"collected {total} items"])
+    assert everything.ret == pytest.ExitCode.OK
+    by_k = pytester.runpytest(*base, "-k", "TASK-BATCH")
+    by_k.stdout.fnmatch_lines([f"collected {total} items / {total - batch} deselected / {batch} selected"])
+    by_k.stdout.fnmatch_lines(["*<RuleItem test_rule[[]TASK-BATCH-ROUTE[]]>*"])
+    assert "TASK-GET-UNKNOWN" not in by_k.stdout.str()
+    by_m = pytester.runpytest(*base, "-m", "enginy_must")
+    by_m.stdout.fnmatch_lines([f"collected {total} items / {total - must} deselected / {must} selected"])
+    by_should = pytester.runpytest(*base, "-m", "enginy_should", "-q")
+    by_should.stdout.fnmatch_lines([f"{total - must}/{total} tests collected ({must} deselected)*"])
+
+
+def test_deselected_rules_are_not_judged(pytester, clean_env, fake_crm):
     crm = fake_crm()
     clean_env.setenv("ENGINY_API_KEY", crm.app.key)
     result = pytester.runpytest(
         "-v", f"--enginy-base-url={crm.url}", f"--enginy-only={SCRIPTED}", "-k", "HEALTH"
     )
+    result.stdout.fnmatch_lines(["*collected 2 items / 1 deselected / 1 selected"])
     result.assert_outcomes(passed=1, deselected=1)
+    # TASK-CREATE-RETURNS-ID would have created tasks.
+    assert [r.path for r in crm.app.seen if r.method == "POST"] == []
 
 
 @pytest.mark.parametrize(
@@ -119,6 +180,7 @@ def test_k_selects_rules(pytester, clean_env, fake_crm):
         (["--enginy-base-url=ftp://x"], "--enginy-base-url must be an http"),
         (["--enginy-base-url=http://x", "--enginy-only=NOPE"], "Unknown rule id NOPE"),
         (["--enginy-base-url=http://x", "--enginy-profile=slow"], "--enginy-profile must be one of"),
+        (["--enginy-base-url=http://x", "--enginy-timeout=soon"], "--enginy-timeout must be a number"),
     ],
 )
 def test_bad_settings_are_usage_errors_naming_their_source(pytester, clean_env, args, message):
@@ -128,14 +190,70 @@ def test_bad_settings_are_usage_errors_naming_their_source(pytester, clean_env, 
     result.stderr.fnmatch_lines([f"*{message}*"])
 
 
-def test_an_unreachable_server_fails_every_item_in_one_line(pytester, clean_env, closed_port):
+def error_lines(result):
+    return [line for line in result.outlines + result.errlines if "could not be judged" in line]
+
+
+def test_an_unreachable_server_is_one_error_for_the_session_not_a_failure_per_rule(
+    pytester, clean_env, closed_port
+):
     clean_env.setenv("ENGINY_API_KEY", CANARY)
-    result = pytester.runpytest(
-        f"--enginy-base-url=http://127.0.0.1:{closed_port}", f"--enginy-only={SCRIPTED}"
+    result = pytester.runpytest(f"--enginy-base-url=http://127.0.0.1:{closed_port}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([f"collected {len(CATALOGUE)} items"])
+    assert error_lines(result) == [
+        f"ERROR: enginy-conformance: The server could not be judged: Could not connect to "
+        f"http://127.0.0.1:{closed_port} (connection refused); check that the server is running and that "
+        "--enginy-base-url is right."
+    ]
+    assert "failed" not in result.parseoutcomes()
+    assert (
+        "FAILED" not in result.stdout.str() and "Traceback" not in result.stdout.str() + result.stderr.str()
     )
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*The server could not be judged: Could not connect*connection refused*"])
-    assert CANARY not in result.stdout.str()
+    assert CANARY not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_refused_key_is_one_error_naming_the_plugins_own_options(pytester, clean_env, conformant):
+    clean_env.setenv("ENGINY_API_KEY", "not-" + conformant.key)
+    result = pytester.runpytest(f"--enginy-base-url={conformant.url}", f"--enginy-only={SCRIPTED}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = error_lines(result)
+    assert "refused the key (401)" in line
+    assert "(ENGINY_API_KEY or --enginy-api-key)" in line and "(--enginy-api-key-header," in line
+    assert " --api-key" not in line and "(--api-key-header" not in line
+
+
+# --- durations: each rule's own time, though the suite runs once ------------------------------------
+
+SLOW = 0.1  # seconds the mock waits before every answer
+
+
+@pytest.fixture(scope="module")
+def slow(start_mocks):
+    return start_mocks("--fault", f"latency:ms={int(SLOW * 1000)}")
+
+
+def test_each_item_takes_its_own_rules_time_not_the_runs(pytester, clean_env, slow):
+    clean_env.setenv("ENGINY_API_KEY", slow.key)
+    junit = pytester.path / "junit.xml"
+    # One request, four and eleven, each after the other; none uses a shared fixture.
+    result = pytester.runpytest(
+        f"--junitxml={junit}",
+        "--durations=1",
+        f"--enginy-base-url={slow.url}",
+        "--enginy-only=HEALTH-OK,AUTH-HEADER-CASE-INSENSITIVE,INPUT-MISSING-REQUIRED",
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*s call *enginy-conformance::test_rule[[]INPUT-MISSING-REQUIRED[]]"])
+    cases = ET.parse(junit).getroot().iter("testcase")
+    seconds = {case.get("name"): float(case.get("time")) for case in cases}
+    one = seconds["test_rule[HEALTH-OK]"]
+    four = seconds["test_rule[AUTH-HEADER-CASE-INSENSITIVE]"]
+    eleven = seconds["test_rule[INPUT-MISSING-REQUIRED]"]
+    # JUnit keeps milliseconds, so rules of equal cost could tie: these differ by whole requests.
+    assert SLOW <= one < 4 * SLOW <= four < 11 * SLOW <= eleven
+    assert one < eleven / 3  # the run's time is carried neither by the first rule nor by each rule
+    assert sum(seconds.values()) < 2 * eleven  # so their sum is not three times the run
 
 
 # --- a baseline (--enginy-baseline, enginy_baseline) ----------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 from conformance.checks import CHECKS
 from conformance.client import Client
 from conformance.errors import TransportError, UsageError
-from conformance.runner import Progress, describe_plan, plan_run, run, summary_table
+from conformance.results import Evidence, fold
+from conformance.runner import Progress, describe_plan, plan_run, run, share_pass_time, summary_table
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue
 
@@ -110,6 +111,36 @@ def test_an_answer_slower_than_the_timeout_leaves_its_rule_not_judged_and_the_ru
     assert empty.evidence[0].exchanges and empty.evidence[0].exchanges[0].response is None
     assert results["HEALTH-OK"].outcome == "passed" and results["TASK-GET"].outcome == "passed"
     assert outcome.report.verdict == "passed"  # TASK-BATCH-GET-EMPTY is a SHOULD
+
+
+def test_each_scripted_rule_takes_its_own_checks_wall_time(fake_crm, judge):
+    def slow_users(request, app):
+        if request.path == "/users":
+            time.sleep(0.4)
+        return None
+
+    # One check at a time: the fake CRM answers under a lock, so a check beside the slow one would wait too.
+    outcome = judge(fake_crm(override=slow_users).url, "HEALTH-OK", "USERS-OPTIONAL", concurrency=1)
+    seconds = {result.rule.id: result.duration_s for result in outcome.report.results}
+    assert seconds["USERS-OPTIONAL"] >= 0.4
+    assert 0 < seconds["HEALTH-OK"] < 0.2
+    assert sum(seconds.values()) <= outcome.report.duration_s
+
+
+def test_the_generated_pass_time_is_shared_evenly_by_the_rules_it_judged():
+    catalogue = load_catalogue()
+    found = [
+        Evidence(rule_id="SERVER-NO-5XX", outcome="passed", source="schemathesis:examples"),
+        Evidence(rule_id="RESPONSE-SCHEMA", outcome="warning", source="schemathesis:fuzzing"),
+        Evidence(rule_id="RESPONSE-SCHEMA", outcome="passed", source="schemathesis:coverage"),
+    ]
+    shared = share_pass_time(found, 3.0)
+    seconds = {
+        rule_id: fold(catalogue.get(rule_id), shared).duration_s
+        for rule_id in ("SERVER-NO-5XX", "RESPONSE-SCHEMA")
+    }
+    assert seconds == {"SERVER-NO-5XX": 1.5, "RESPONSE-SCHEMA": 1.5}
+    assert [item.outcome for item in shared] == ["passed", "warning", "passed"]
 
 
 def test_a_server_that_goes_away_mid_run_leaves_the_rest_not_judged_and_the_run_incomplete(tmp_path):
