@@ -1,9 +1,12 @@
 """report.html: one self-contained page for people (inline CSS, no scripts, no external assets).
 
-Failures come first, then warnings, failures the baseline accepts (each with the baseline's reason and
-expiry, and its evidence in full), skipped and passed rules. Each failure shows the rule, its level,
-the sentence of the docs it rests on, expected against actual, every request and response, and a curl
-command that replays the request with the key read from $ENGINY_API_KEY.
+The first screen answers "did it pass, and if not, what do I fix": the verdict as a large coloured
+badge, then one card per failed or warning rule the baseline does not accept (rule id, level, the
+finding, expected against actual, the status and first lines of the answer that showed it, and the
+curl that replays it). Below them the table of every rule, then every rule in full, grouped failures,
+warnings, failures the baseline accepts (each with the baseline's reason and expiry, and its evidence
+in full), skipped and passed: the sentence of the docs it rests on, every request and response, and a
+curl command for each, the key read from $ENGINY_API_KEY. Then the records created, for cleanup.
 
 The page is the Jinja2 template templates/report.html.j2; this module decides what goes in it (order,
 groups, wording) and the template lays it out. The environment escapes every value (autoescape), and
@@ -13,6 +16,7 @@ run, or break on, what a server answered.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,12 @@ _TITLES: Final[Mapping[str, str]] = {
 }
 _MAX_INDEX_FINDING: Final = 200  # characters of the first finding in the table of all rules
 
+# A finding's card must fit on the first screen beside the verdict, so what it quotes is bounded: a few
+# lines of the answer, each cut, and sentences cut; the rule's section below holds everything.
+_CARD_LINES: Final = 6
+_CARD_LINE_WIDTH: Final = 160
+_CARD_TEXT: Final = 300
+
 
 @dataclass(frozen=True, slots=True)
 class _RuleView:
@@ -60,6 +70,21 @@ class _RuleView:
     shown: tuple[Evidence, ...]
     others: tuple[Evidence, ...]
     finding: str  # the first finding, cut, for the table of all rules
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    """A failed or warning rule as the first screen shows it: its first finding and the answer to it."""
+
+    result: Result
+    message: str
+    expected: str
+    actual: str
+    exchange: Exchange | None  # the last one of the finding: the request that broke the rule
+    answer: str  # "HTTP 405 · application/json · 3 ms", or why no answer came
+    excerpt: str  # the first lines of the answer's body
+    hidden_lines: int  # lines of the body the excerpt leaves out
+    more: int  # further findings about the same rule, shown in its section
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +110,60 @@ def _rule_view(result: Result) -> _RuleView:
     )
 
 
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _body_lines(body: str) -> list[str]:
+    """The body as lines to read: JSON indented (an API answers one long line), anything else as it came."""
+    try:
+        value = json.loads(body)
+        if isinstance(value, dict | list) and value:
+            body = json.dumps(value, indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep to print
+        pass
+    return body.splitlines()
+
+
+def _finding(result: Result) -> _Finding:
+    first, *rest = result.failures
+    exchange = first.exchanges[-1] if first.exchanges else None
+    answer, lines = "", []
+    if exchange is not None and exchange.response is None:
+        answer = f"No answer: {exchange.error or 'the request failed'}"
+    elif exchange is not None and exchange.response is not None:
+        response = exchange.response
+        content_type = next(
+            (value for name, value in response.headers.items() if name.lower() == "content-type"), ""
+        )
+        answer = " · ".join(
+            part
+            for part in (f"HTTP {response.status}", content_type, f"{response.elapsed_ms:.0f} ms")
+            if part
+        )
+        lines = _body_lines(response.body)
+    shown = [line if len(line) <= _CARD_LINE_WIDTH else line[: _CARD_LINE_WIDTH - 1] + "…" for line in lines]
+    return _Finding(
+        result=result,
+        message=_cut(first.message, _CARD_TEXT),
+        expected=_cut(first.expected, _CARD_TEXT),
+        actual=_cut(first.actual, _CARD_TEXT),
+        exchange=exchange,
+        answer=answer,
+        excerpt="\n".join(shown[:_CARD_LINES]),
+        hidden_lines=max(0, len(shown) - _CARD_LINES),
+        more=len(rest),
+    )
+
+
+def _findings_title(findings: list[_Finding]) -> str:
+    failed = sum(1 for finding in findings if finding.result.outcome == "failed")
+    warned = len(findings) - failed
+    parts = ([f"Failures ({failed})"] if failed else []) + ([f"warnings ({warned})"] if warned else [])
+    return " and ".join(parts).capitalize() if parts else "Failures"
+
+
 def _request_text(request: RecordedRequest) -> str:
     head = [
         f"{request.method} {request.url}",
@@ -107,10 +186,7 @@ def _meaning(report: RunReport) -> str:
     if report.verdict == "failed":
         return "A MUST rule does not hold (exit 1)."
     if report.verdict == "incomplete":
-        return (
-            "No MUST rule failed, but some could not be judged, so the run cannot say PASSED (exit 3). "
-            "Not judged:"
-        )
+        return "No MUST rule failed, but some could not be judged, so the run cannot say PASSED (exit 3)."
     if any(result.outcome == "failed" for result in report.accepted):
         return (
             "Every selected MUST rule was judged and holds, apart from failures the baseline accepts "
@@ -158,6 +234,12 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
     counts = ", ".join(
         f"{report.count(outcome)} {outcome}" for outcome in ("failed", "warning", "skipped", "passed")
     )
+    # What the baseline accepts is known and has a reason: it is not on the first screen, only below.
+    findings = [
+        _finding(result)
+        for result in results
+        if result.outcome in ("failed", "warning") and not result.accepted and result.failures
+    ]
     template = _environment(key_header(report)).get_template(TEMPLATE)
     return template.render(
         report=report,
@@ -165,6 +247,8 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
         meaning=_meaning(report),
         counts=counts,
         accepted_line=accepted_summary(report) or "It accepts no failure of this run.",
+        findings=findings,
+        findings_title=_findings_title(findings),
         rules=views,
         sections=sections,
         settings=settings,
