@@ -178,6 +178,13 @@ def test_markdown_lists_accepted_rows_after_the_failure_and_the_stale_entry(mark
     assert "<script>" not in text and "&lt;script&gt;" in text and "\\|" in rows[1]
     assert "- `HEALTH-OK`: The rule holds now" in text
     assert "- `USERS-OPTIONAL`: Not judged in this run" in text
+    # The findings follow the table's order, the accepted ones last and saying so.
+    headings = re.findall(r"^#### (.+)$", text, re.M)
+    assert headings == [
+        "❌ `AUTH-MISSING-KEY` (MUST)",
+        "☑️ `SERVER-NO-5XX` (MUST, accepted by the baseline)",
+        "☑️ `ERROR-BODY-JSON` (SHOULD, accepted by the baseline)",
+    ]
 
 
 # --- --baseline-update: what is written ---------------------------------------------------------------
