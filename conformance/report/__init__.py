@@ -2,8 +2,10 @@
 
     report.json   complete and versioned, for machines (docs/report-format.md, report.schema.json)
     junit.xml     one testcase per rule, for CI test widgets; fails exactly when the verdict does
-    report.html   one self-contained page for people: failures first, requests, responses, curl
-    summary.md    a few lines for a CI job summary
+    report.html   one self-contained page for people: the verdict and each failure with its curl on
+                  the first screen, then every rule with its requests and responses
+    summary.md    for a CI job summary: the verdict, a table of what failed, each failure's curl
+                  (at most 60 KiB)
 
 The key is never in a `RunReport`; as a second line of defence every writer shows the run settings
 through `scrub_settings`, and curl commands read the key from $ENGINY_API_KEY.

@@ -1,18 +1,28 @@
 """report.html: one self-contained page for people (inline CSS, no scripts, no external assets).
 
-Failures come first, then warnings, failures the baseline accepts (each with the baseline's reason and
-expiry, and its evidence in full), skipped and passed rules. Each failure shows the rule, its level,
-the sentence of the docs it rests on, expected against actual, every request and response, and a curl
-command that replays the request with the key read from $ENGINY_API_KEY. Everything that came from the
-server (or from a check's message) is escaped: a report must never run what a server answered.
+The first screen answers "did it pass, and if not, what do I fix": the verdict as a large coloured
+badge, then one card per failed or warning rule the baseline does not accept (rule id, level, the
+finding, expected against actual, the status and first lines of the answer that showed it, and the
+curl that replays it). Below them the table of every rule, then every rule in full, grouped failures,
+warnings, failures the baseline accepts (each with the baseline's reason and expiry, and its evidence
+in full), skipped and passed: the sentence of the docs it rests on, every request and response, and a
+curl command for each, the key read from $ENGINY_API_KEY. Then the records created, for cleanup.
+
+The page is the Jinja2 template templates/report.html.j2; this module decides what goes in it (order,
+groups, wording) and the template lays it out. The environment escapes every value (autoescape), and
+`_finalize` first makes it fit for HTML (no control characters, no lone surrogates): a report must never
+run, or break on, what a server answered.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from conformance.baseline import accepted_summary, describe_mark
 from conformance.report._common import (
@@ -25,9 +35,11 @@ from conformance.report._common import (
     not_judged_reason,
     ordered,
 )
-from conformance.results import Evidence, Exchange, Result, RunReport
+from conformance.results import Evidence, Exchange, RecordedRequest, RecordedResponse, Result, RunReport
 
 __all__ = ["render_html", "write_html"]
+
+TEMPLATE: Final = "report.html.j2"
 
 # By group (conformance.report._common.group_of), in reading order.
 _TITLES: Final[Mapping[str, str]] = {
@@ -37,244 +49,211 @@ _TITLES: Final[Mapping[str, str]] = {
     "skipped": "Skipped",
     "passed": "Passed",
 }
+_MAX_INDEX_FINDING: Final = 200  # characters of the first finding in the table of all rules
 
-_CSS: Final = """
-:root { --fail: #b42318; --warn: #b54708; --skip: #475467; --pass: #067647; --accept: #6941c6;
-        --line: #d0d5dd; }
-* { box-sizing: border-box; }
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #101828;
-       margin: 0 auto; max-width: 1100px; padding: 1.5rem; }
-h1 { margin: 0 0 .25rem; font-size: 1.6rem; }
-h2 { margin-top: 2rem; border-bottom: 2px solid var(--line); padding-bottom: .25rem; }
-h3 { margin: 0 0 .5rem; font-size: 1.1rem; }
-h4 { margin: .75rem 0 .25rem; font-size: .9rem; text-transform: uppercase; color: #475467; }
-.verdict { display: inline-block; font-weight: 700; font-size: 1.2rem; padding: .2rem .8rem;
-           border-radius: 4px; color: #fff; }
-.verdict.failed { background: var(--fail); } .verdict.passed { background: var(--pass); }
-.verdict.incomplete { background: var(--warn); }
-dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; }
-dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; vertical-align: top; padding: .3rem .5rem; border-bottom: 1px solid var(--line); }
-.badge { display: inline-block; min-width: 5.5em; text-align: center; font-size: .8rem; font-weight: 700;
-         padding: 0 .4rem; border-radius: 3px; color: #fff; }
-.badge.failed { background: var(--fail); } .badge.warning { background: var(--warn); }
-.badge.skipped { background: var(--skip); } .badge.passed { background: var(--pass); }
-.badge.accepted { background: var(--accept); }
-.level { font-size: .8rem; border: 1px solid var(--line); border-radius: 3px; padding: 0 .3rem; }
-article.rule { border: 1px solid var(--line); border-left-width: 6px; border-radius: 4px;
-               padding: .75rem 1rem; margin: 1rem 0; }
-article.failed { border-left-color: var(--fail); } article.warning { border-left-color: var(--warn); }
-article.skipped { border-left-color: var(--skip); } article.passed { border-left-color: var(--pass); }
-article.accepted { border-left-color: var(--accept); }
-p.baseline { border-left: 3px solid var(--accept); padding: .25rem .75rem; background: #f4f3ff; }
-blockquote { margin: .5rem 0; padding: .25rem .75rem; border-left: 3px solid var(--line); color: #344054; }
-blockquote footer { font-size: .85rem; color: #667085; }
-.evidence { margin-top: .75rem; padding-top: .5rem; border-top: 1px dashed var(--line); }
-.source { font-size: .8rem; color: #667085; }
-table.compare th { width: 7rem; }
-pre { background: #f2f4f7; padding: .6rem; overflow-x: auto; white-space: pre-wrap; word-break: break-all;
-      border-radius: 4px; font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-pre.curl { background: #101828; color: #f2f4f7; }
-details > summary { cursor: pointer; }
-footer.page { margin-top: 2rem; color: #667085; font-size: .85rem; }
-"""
+# A finding's card must fit on the first screen beside the verdict, so what it quotes is bounded: a few
+# lines of the answer, each cut, and sentences cut; the rule's section below holds everything.
+_CARD_LINES: Final = 6
+_CARD_LINE_WIDTH: Final = 160
+_CARD_TEXT: Final = 300
 
 
-def _e(text: object) -> str:
-    return html.escape(markup_safe(str(text)), quote=True)
+@dataclass(frozen=True, slots=True)
+class _RuleView:
+    """One rule as the page shows it: which evidence in full, which folded away."""
+
+    result: Result
+    group: str
+    family: str
+    baseline_note: str
+    detailed: bool  # expected/actual and the exchanges are shown
+    shown: tuple[Evidence, ...]
+    others: tuple[Evidence, ...]
+    finding: str  # the first finding, cut, for the table of all rules
 
 
-def _exchange(exchange: Exchange, header: str, *, open_: bool) -> str:
-    request = exchange.request
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    """A failed or warning rule as the first screen shows it: its first finding and the answer to it."""
+
+    result: Result
+    message: str
+    expected: str
+    actual: str
+    exchange: Exchange | None  # the last one of the finding: the request that broke the rule
+    answer: str  # "HTTP 405 · application/json · 3 ms", or why no answer came
+    excerpt: str  # the first lines of the answer's body
+    hidden_lines: int  # lines of the body the excerpt leaves out
+    more: int  # further findings about the same rule, shown in its section
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    name: str
+    title: str
+    rules: tuple[_RuleView, ...]
+
+
+def _rule_view(result: Result) -> _RuleView:
+    # Accepted failures are detailed as failures are: accepting one must not hide what failed.
+    detailed = result.outcome in ("failed", "warning")
+    shown = result.failures if detailed else result.evidence
+    return _RuleView(
+        result=result,
+        group=group_of(result),
+        family=family(result.rule.id),
+        baseline_note=describe_mark(result.baseline) if result.baseline is not None else "",
+        detailed=detailed,
+        shown=shown,
+        others=tuple(item for item in result.evidence if item not in shown),
+        finding=result.failures[0].message[:_MAX_INDEX_FINDING] if result.failures else "",
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _body_lines(body: str) -> list[str]:
+    """The body as lines to read: JSON indented (an API answers one long line), anything else as it came."""
+    try:
+        value = json.loads(body)
+        if isinstance(value, dict | list) and value:
+            body = json.dumps(value, indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep to print
+        pass
+    return body.splitlines()
+
+
+def _finding(result: Result) -> _Finding:
+    first, *rest = result.failures
+    exchange = first.exchanges[-1] if first.exchanges else None
+    answer, lines = "", []
+    if exchange is not None and exchange.response is None:
+        answer = f"No answer: {exchange.error or 'the request failed'}"
+    elif exchange is not None and exchange.response is not None:
+        response = exchange.response
+        content_type = next(
+            (value for name, value in response.headers.items() if name.lower() == "content-type"), ""
+        )
+        answer = " · ".join(
+            part
+            for part in (f"HTTP {response.status}", content_type, f"{response.elapsed_ms:.0f} ms")
+            if part
+        )
+        lines = _body_lines(response.body)
+    shown = [line if len(line) <= _CARD_LINE_WIDTH else line[: _CARD_LINE_WIDTH - 1] + "…" for line in lines]
+    return _Finding(
+        result=result,
+        message=_cut(first.message, _CARD_TEXT),
+        expected=_cut(first.expected, _CARD_TEXT),
+        actual=_cut(first.actual, _CARD_TEXT),
+        exchange=exchange,
+        answer=answer,
+        excerpt="\n".join(shown[:_CARD_LINES]),
+        hidden_lines=max(0, len(shown) - _CARD_LINES),
+        more=len(rest),
+    )
+
+
+def _findings_title(findings: list[_Finding]) -> str:
+    failed = sum(1 for finding in findings if finding.result.outcome == "failed")
+    warned = len(findings) - failed
+    parts = ([f"Failures ({failed})"] if failed else []) + ([f"warnings ({warned})"] if warned else [])
+    return " and ".join(parts).capitalize() if parts else "Failures"
+
+
+def _request_text(request: RecordedRequest) -> str:
     head = [
         f"{request.method} {request.url}",
         *(f"{name}: {value}" for name, value in request.headers.items()),
     ]
-    request_text = "\n".join(head) + (f"\n\n{request.body}" if request.body else "")
-    response = exchange.response
-    if response is None:
-        got = "no answer"
-        response_html = f"<p>No answer: {_e(exchange.error or 'the request failed')}</p>"
-    else:
-        got = str(response.status)
-        lines = [f"HTTP {response.status}  ({response.elapsed_ms:g} ms)"]
-        lines += [f"{name}: {value}" for name, value in response.headers.items()]
-        response_text = "\n".join(lines) + (f"\n\n{response.body}" if response.body else "")
-        response_html = f"<pre>{_e(response_text)}</pre>"
-    return (
-        f"<details{' open' if open_ else ''}><summary>{_e(request.method)} {_e(request.url)} → {_e(got)}"
-        "</summary>"
-        f"<h4>Request</h4><pre>{_e(request_text)}</pre>"
-        f"<h4>Response</h4>{response_html}"
-        f'<h4>Reproduce</h4><pre class="curl">{_e(curl_command(request, key_header=header))}</pre>'
-        "</details>"
-    )
+    return "\n".join(head) + (f"\n\n{request.body}" if request.body else "")
 
 
-def _evidence(item: Evidence, header: str, *, detailed: bool) -> str:
-    parts = [
-        '<div class="evidence">',
-        f'<p><span class="badge {_e(item.outcome)}">{_e(item.outcome)}</span> {_e(item.message)} '
-        f'<span class="source">({_e(item.source)})</span></p>',
-    ]
-    if detailed and (item.expected or item.actual):
-        parts.append(
-            '<table class="compare">'
-            f"<tr><th>Expected</th><td>{_e(item.expected)}</td></tr>"
-            f"<tr><th>Actual</th><td>{_e(item.actual)}</td></tr></table>"
+def _response_text(response: RecordedResponse) -> str:
+    lines = [f"HTTP {response.status}  ({response.elapsed_ms:g} ms)"]
+    lines += [f"{name}: {value}" for name, value in response.headers.items()]
+    return "\n".join(lines) + (f"\n\n{response.body}" if response.body else "")
+
+
+def _answered(exchange: Exchange) -> str:
+    return "no answer" if exchange.response is None else str(exchange.response.status)
+
+
+def _meaning(report: RunReport) -> str:
+    if report.verdict == "failed":
+        return "A MUST rule does not hold (exit 1)."
+    if report.verdict == "incomplete":
+        return "No MUST rule failed, but some could not be judged, so the run cannot say PASSED (exit 3)."
+    if any(result.outcome == "failed" for result in report.accepted):
+        return (
+            "Every selected MUST rule was judged and holds, apart from failures the baseline accepts "
+            "(exit 0)."
         )
-    if detailed:
-        # The last exchange is the one that shows the problem; earlier ones led up to it.
-        last = len(item.exchanges) - 1
-        parts += [
-            _exchange(exchange, header, open_=index == last) for index, exchange in enumerate(item.exchanges)
-        ]
-    parts.append("</div>")
-    return "".join(parts)
+    return "Every selected MUST rule was judged and holds (exit 0)."
 
 
-def _badges(result: Result) -> str:
-    # An accepted failure keeps its own badge: the baseline accepts it, it does not make it pass.
-    badge = f'<span class="badge {_e(result.outcome)}">{_e(result.outcome)}</span>'
-    return badge + (' <span class="badge accepted">accepted</span>' if result.accepted else "")
+def _finalize(value: object) -> object:
+    # Runs on every {{ value }} before autoescape. A value with __html__ (markupsafe's protocol) is a
+    # macro's output, already escaped and made safe piece by piece: rewrapping it as str would escape twice.
+    return value if hasattr(value, "__html__") else markup_safe(str(value))
 
 
-def _rule(result: Result, header: str) -> str:
-    rule = result.rule
-    # Accepted failures are detailed as failures are: accepting one must not hide what failed.
-    detailed = result.outcome in ("failed", "warning")
-    shown = result.failures if detailed else result.evidence
-    others = tuple(item for item in result.evidence if item not in shown)
-    body = [
-        f'<article class="rule {_e(group_of(result))}" id="rule-{_e(rule.id)}">',
-        f"<h3>{_badges(result)} {_e(rule.id)} "
-        f'<span class="level">{_e(rule.level)}</span> '
-        f'<span class="source">enginy.{_e(family(rule.id))}</span></h3>',
-        *(
-            [f'<p class="baseline">{_e(describe_mark(result.baseline))}.</p>']
-            if result.baseline is not None
-            else []
-        ),
-        f"<p>{_e(rule.statement)}</p>",
-        f"<blockquote><p>“{_e(rule.source.quote)}”</p><footer>{_e(rule.source.document)}</footer></blockquote>",
-        f'<p class="source">Operations: {_e(", ".join(rule.operations))}</p>',
-    ]
-    if not result.evidence:
-        body.append("<p>Nothing judged this rule in this run.</p>")
-    body += [_evidence(item, header, detailed=detailed) for item in shown]
-    if others:
-        body.append(f"<details><summary>Other evidence ({len(others)})</summary>")
-        body += [_evidence(item, header, detailed=False) for item in others]
-        body.append("</details>")
-    body.append("</article>")
-    return "\n".join(body)
-
-
-def _index(results: Iterable[Result]) -> str:
-    rows = []
-    for result in results:
-        reason = result.failures[0].message if result.failures else ""
-        rows.append(
-            f'<tr><td><a href="#rule-{_e(result.rule.id)}">{_e(result.rule.id)}</a></td>'
-            f"<td>{_e(result.rule.level)}</td>"
-            f"<td>{_badges(result)}</td>"
-            f"<td>{_e(reason[:200])}</td></tr>"
-        )
-    return (
-        "<table><tr><th>Rule</th><th>Level</th><th>Outcome</th><th>Finding</th></tr>"
-        + "".join(rows)
-        + "</table>"
+def _environment(header: str) -> Environment:
+    # Built per page: a run writes one, and a module-level environment would be shared state for nothing.
+    environment = Environment(
+        loader=PackageLoader("conformance.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-
-
-def _key_values(values: Mapping[str, object]) -> str:
-    rows = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in values.items())
-    return f"<table>{rows}</table>"
+    environment.globals.update(
+        curl=lambda request: curl_command(request, key_header=header),
+        request_text=_request_text,
+        response_text=_response_text,
+        answered=_answered,
+        not_judged_reason=not_judged_reason,
+    )
+    return environment
 
 
 def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
     """The page as text; `settings` are the already scrubbed run settings."""
-    header = key_header(report)
     results = ordered(report.results)
+    views = tuple(_rule_view(result) for result in results)
+    sections = [
+        _Section(name=name, title=title, rules=group)
+        for name, title in _TITLES.items()
+        if (group := tuple(view for view in views if view.group == name))
+    ]
     counts = ", ".join(
         f"{report.count(outcome)} {outcome}" for outcome in ("failed", "warning", "skipped", "passed")
     )
-    sections = []
-    for name, title in _TITLES.items():
-        group = [result for result in results if group_of(result) == name]
-        if group:
-            sections.append(f'<section id="{name}"><h2>{_e(title)} ({len(group)})</h2>')
-            sections += [_rule(result, header) for result in group]
-            sections.append("</section>")
-    created = "".join(
-        f"<tr><td>{_e(record.kind)}</td><td>{_e(record.id)}</td><td>{_e(record.via)}</td></tr>"
-        for record in report.created
+    # What the baseline accepts is known and has a reason: it is not on the first screen, only below.
+    findings = [
+        _finding(result)
+        for result in results
+        if result.outcome in ("failed", "warning") and not result.accepted and result.failures
+    ]
+    template = _environment(key_header(report)).get_template(TEMPLATE)
+    return template.render(
+        report=report,
+        verdict=report.verdict,
+        meaning=_meaning(report),
+        counts=counts,
+        accepted_line=accepted_summary(report) or "It accepts no failure of this run.",
+        findings=findings,
+        findings_title=_findings_title(findings),
+        rules=views,
+        sections=sections,
+        settings=settings,
+        env_key=ENV_KEY,
     )
-    created_html = (
-        f"<table><tr><th>Kind</th><th>Id</th><th>Created by</th></tr>{created}</table>"
-        if created
-        else "<p>The run created no records.</p>"
-    )
-    if report.untagged:
-        created_html = (
-            f"<p>{report.untagged} of these were created by generated testing from bodies it could not tag "
-            "(they broke the schema on purpose, and the server accepted them): find them by id.</p>"
-            + created_html
-        )
-    verdict = report.verdict
-    meaning = {
-        "failed": "A MUST rule does not hold (exit 1).",
-        "passed": "Every selected MUST rule was judged and holds (exit 0)."
-        if not any(result.outcome == "failed" for result in report.accepted)
-        else "Every selected MUST rule was judged and holds, apart from failures the baseline accepts "
-        "(exit 0).",
-        "incomplete": "No MUST rule failed, but some could not be judged, so the run cannot say PASSED "
-        "(exit 3). Not judged:",
-    }[verdict]
-    missing = "".join(
-        f'<li><a href="#rule-{_e(result.rule.id)}">{_e(result.rule.id)}</a>: {_e(not_judged_reason(result))}'
-        "</li>"
-        for result in report.not_judged
-    )
-    not_judged = f'<ul class="not-judged">{missing}</ul>' if missing else ""
-    baseline = ""
-    if report.baseline is not None:
-        accepted = accepted_summary(report) or "It accepts no failure of this run."
-        baseline = f"<dt>Baseline</dt><dd><code>{_e(report.baseline.path)}</code>. {_e(accepted)}</dd>\n"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Enginy conformance: {_e(verdict.upper())} · {_e(report.target)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<header>
-<h1>Enginy Custom CRM API conformance</h1>
-<p><span class="verdict {_e(verdict)}">{_e(verdict.upper())}</span> {_e(meaning)}</p>{not_judged}
-<dl class="meta">
-<dt>Target</dt><dd>{_e(report.target)}</dd>
-<dt>Profile</dt><dd>{_e(report.profile)}</dd>
-<dt>Started</dt><dd>{_e(report.started_at)}</dd>
-<dt>Duration</dt><dd>{report.duration_s:.1f} s</dd>
-<dt>Rules</dt><dd>{len(report.results)}: {_e(counts)}</dd>
-{baseline}</dl>
-<p>MUST rules decide the verdict; SHOULD rules can only warn.</p>
-</header>
-<nav><h2>All rules</h2>{_index(results)}</nav>
-<main>
-{chr(10).join(sections)}
-<section id="created"><h2>Records created (for cleanup)</h2>{created_html}</section>
-<section id="run"><h2>Run</h2><h3>Settings</h3>{_key_values(settings)}
-<h3>Tool versions</h3>{_key_values(report.tool_versions)}</section>
-</main>
-<footer class="page">The curl commands read the API key from the environment variable {ENV_KEY}
-(<code>export {ENV_KEY}=…</code> first); this report never contains the key.</footer>
-</body>
-</html>
-"""
 
 
 def write_html(report: RunReport, path: Path, *, settings: Mapping[str, object]) -> Path:

@@ -10,15 +10,11 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import falcon
@@ -223,59 +219,3 @@ def make_live(make_mock: MockFactory) -> Iterator[Callable[..., Live]]:
 @pytest.fixture
 def live(make_live: Callable[..., Live]) -> Live:
     return make_live()
-
-
-# --- a headless browser ------------------------------------------------------------------------------
-
-# Quiet and offline: no first-run UI, no background fetches, no QUIC; --no-sandbox because CI runs as root.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-@dataclass
-class Chromium:
-    """Debian's chromium, headless, with a profile of its own in the test's tmp_path."""
-
-    executable: str
-    profile: Path
-
-    def run(self, url: str, *extra: str, timeout: float = 90) -> str:
-        done = subprocess.run(
-            [self.executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", *extra, url],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
-        return done.stdout
-
-    def dump_dom(self, url: str, *, virtual_time_ms: int | None = None) -> str:
-        """The DOM after load; ``virtual_time_ms`` lets scripts and their fetches run that long first."""
-        budget = (f"--virtual-time-budget={virtual_time_ms}",) if virtual_time_ms else ()
-        return self.run(url, *budget, "--dump-dom")
-
-    def screenshot(self, url: str, path: Path, *, virtual_time_ms: int | None = None) -> Path:
-        budget = (f"--virtual-time-budget={virtual_time_ms}",) if virtual_time_ms else ()
-        self.run(url, *budget, f"--screenshot={path}", "--window-size=1280,900")
-        return path
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Chromium:
-    """Skip when chromium is missing, except under CI (CI=...), where .ci/run installs it: then fail."""
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but chromium is not installed; .ci/run installs Debian's chromium.")
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium); browser tests need it.")
-    return Chromium(executable=executable, profile=tmp_path / "chromium-profile")

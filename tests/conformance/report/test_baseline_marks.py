@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import replace
 from datetime import date
@@ -163,6 +164,9 @@ def test_html_has_an_accepted_section_between_warnings_and_skipped(marked):
     accepted = page.split('id="rule-SERVER-NO-5XX"', 1)[1].split("</article>", 1)[0]
     assert 'class="rule accepted"' in page and "Reproduce" in accepted and "HTTP 500" in accepted
     assert "The baseline accepts 1 MUST failure (SERVER-NO-5XX) and 1 SHOULD warning" in page
+    # The first screen is what to fix: accepted failures are known, so only the expired entry's is there.
+    cards = re.findall(r'<article class="finding (\w+)" id="finding-([A-Z0-9-]+)"', page)
+    assert cards == [("failed", "AUTH-MISSING-KEY")]
 
 
 def test_markdown_lists_accepted_rows_after_the_failure_and_the_stale_entry(marked):
@@ -174,6 +178,13 @@ def test_markdown_lists_accepted_rows_after_the_failure_and_the_stale_entry(mark
     assert "<script>" not in text and "&lt;script&gt;" in text and "\\|" in rows[1]
     assert "- `HEALTH-OK`: The rule holds now" in text
     assert "- `USERS-OPTIONAL`: Not judged in this run" in text
+    # The findings follow the table's order, the accepted ones last and saying so.
+    headings = re.findall(r"^#### (.+)$", text, re.M)
+    assert headings == [
+        "❌ `AUTH-MISSING-KEY` (MUST)",
+        "☑️ `SERVER-NO-5XX` (MUST, accepted by the baseline)",
+        "☑️ `ERROR-BODY-JSON` (SHOULD, accepted by the baseline)",
+    ]
 
 
 # --- --baseline-update: what is written ---------------------------------------------------------------

@@ -95,3 +95,9 @@ def test_report_html_badge_and_list(incomplete: RunReport) -> None:
     page = render_html(incomplete, settings={})
     assert '<span class="verdict incomplete">INCOMPLETE</span>' in page
     assert '<ul class="not-judged"><li><a href="#rule-TASK-GET">TASK-GET</a>: ' in page
+    # The reason for the verdict, so in the header, above the warning's card (the only finding).
+    assert (
+        page.index('<ul class="not-judged">')
+        < page.index("</header>")
+        < page.index('id="finding-ERROR-BODY-JSON"')
+    )
