@@ -8,9 +8,11 @@ Mapping, chosen so that CI fails exactly when the verdict does:
     skipped                 -> <skipped message="why"/>
     passed                  -> an empty testcase
 
-With a baseline (conformance.baseline), a testcase whose rule has an entry also carries testcase
-<properties>: `baseline` (accepted, expired, stale or not_judged), `baseline_reason` and, when set,
-`baseline_expires`; and
+A testcase's `time` is the rule's own (what the runner spent judging it). A warning's testcase also
+carries <properties> `level` (SHOULD) and `outcome` (warning), so a warning, which passes, is still
+found by widgets that show only pass, fail and skip. With a baseline (conformance.baseline),
+a testcase whose rule has an entry also carries `baseline` (accepted, expired, stale or not_judged),
+`baseline_reason` and, when set, `baseline_expires`; and
 
     failed or warning, accepted -> <skipped type="accepted" message="Accepted by the baseline until
                                    DATE: reason — the finding">details</skipped>: CI stays green
@@ -88,14 +90,20 @@ def _marked(result: Result, reason: str) -> str:
     return _one_line(f"{reason} {describe_mark(result.baseline)}.")
 
 
-def _baseline_properties(case: ET.Element, result: Result) -> None:
+def _case_properties(case: ET.Element, result: Result) -> None:
+    # A SHOULD warning passes; a widget that shows only pass/fail/skip (GitHub's JUnit actions) still
+    # finds it by these properties, and GitLab shows its <system-out>.
+    values: list[tuple[str, str]] = []
+    if result.outcome == "warning":
+        values += [("level", result.rule.level), ("outcome", result.outcome)]
     mark = result.baseline
-    if mark is None:
+    if mark is not None:
+        values += [("baseline", mark.status), ("baseline_reason", mark.reason)]
+        if mark.expires is not None:
+            values.append(("baseline_expires", mark.expires.isoformat()))
+    if not values:
         return
     properties = ET.SubElement(case, "properties")
-    values = [("baseline", mark.status), ("baseline_reason", mark.reason)]
-    if mark.expires is not None:
-        values.append(("baseline_expires", mark.expires.isoformat()))
     for name, value in values:
         ET.SubElement(properties, "property", {"name": name, "value": value})
 
@@ -133,9 +141,15 @@ def to_element(report: RunReport) -> ET.Element:
         case = ET.SubElement(
             suite,
             "testcase",
-            {"name": result.rule.id, "classname": f"enginy.{family(result.rule.id)}", "time": "0"},
+            {
+                "name": result.rule.id,
+                "classname": f"enginy.{family(result.rule.id)}",
+                # The rule's own time (conformance.runner measures it; the generated pass's time is
+                # shared among the rules it judges).
+                "time": f"{result.duration_s:.3f}",
+            },
         )
-        _baseline_properties(case, result)
+        _case_properties(case, result)
         if result.accepted:
             skipped = ET.SubElement(
                 case, "skipped", {"type": "accepted", "message": _marked(result, _reason(result))}

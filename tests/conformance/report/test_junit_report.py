@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance.report import write_reports
+from conformance.report._junit import to_element
 from conformance.results import RunReport
 
 
@@ -40,7 +42,7 @@ def test_suite_counts_match_the_testcases(root: ET.Element) -> None:
         assert element.attrib["errors"] == "0"
         assert float(element.attrib["time"]) == 12.5
     assert suite.attrib["timestamp"] == "2026-11-22T05:00:00+00:00"
-    properties = {p.attrib["name"]: p.attrib["value"] for p in suite.iter("property")}
+    properties = {p.attrib["name"]: p.attrib["value"] for p in suite.find("properties").iter("property")}
     assert properties == {
         "target": "http://crm.test",
         "profile": "quick",
@@ -96,3 +98,27 @@ def test_a_passing_run_has_no_failures(make_report: Any, tmp_path: Path) -> None
     report = make_report(results=tuple(r for r in report.results if r.outcome in ("passed", "warning")))
     root = ET.parse(write_reports(report, tmp_path)["junit"]).getroot()
     assert root.attrib["failures"] == "0" and root.attrib["tests"] == "2"
+
+
+def test_a_warning_passes_but_says_so_in_properties_and_each_case_has_its_rules_own_time(
+    make_report: Any,
+) -> None:
+    report = make_report()
+    timed = tuple(
+        replace(result, evidence=tuple(replace(item, duration_s=0.25 * n) for item in result.evidence))
+        for n, result in enumerate(report.results, start=1)
+    )
+    root = to_element(replace(report, results=timed))
+    cases = {case.attrib["name"]: case for case in root.iter("testcase")}
+    times = [float(case.attrib["time"]) for case in cases.values()]
+    expected = [round(result.duration_s, 3) for result in timed]
+    assert times == expected and len(set(times)) > 1
+    warned = [result.rule.id for result in timed if result.outcome == "warning"]
+    assert warned
+    for rule_id, case in cases.items():
+        properties = case.find("properties")
+        shown = {p.attrib["name"]: p.attrib["value"] for p in properties} if properties is not None else {}
+        if rule_id in warned:
+            assert case.find("failure") is None and shown == {"level": "SHOULD", "outcome": "warning"}
+        else:
+            assert shown == {}
