@@ -659,6 +659,20 @@ def _is_negative(case: Any) -> bool:
     return meta is not None and bool(meta.generation.mode.is_negative)
 
 
+# How many RESPONSE-SCHEMA candidates a share keeps per operation (see _Collector.schema_candidates).
+_MAX_SCHEMA_CANDIDATES: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class _SchemaCandidate:
+    """A RESPONSE-SCHEMA failure, its request's size, and the stored (field, value) pairs that would
+    all have to be known for it to be excused (None: nothing stored can excuse it)."""
+
+    size: int
+    excused_by: frozenset[tuple[str, str]] | None
+    evidence: Evidence
+
+
 @dataclass(slots=True)
 class ShareResult:
     """What one share of the pass found, in a form a worker process can send back (it pickles)."""
@@ -678,6 +692,8 @@ class ShareResult:
     timed_out: int
     timed_out_requests: list[Exchange]
     out_of_time: bool
+    stored_invalid: set[tuple[str, str]] = field(default_factory=set)
+    schema_candidates: dict[tuple[str, str, str], list[_SchemaCandidate]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -696,6 +712,9 @@ class _Collector:
     # (field, JSON of the value) a lenient server accepted from a task write that broke the schema: a
     # later read answering it back is judged once, on that write (INPUT-INVALID-REJECTED).
     stored_invalid: set[tuple[str, str]] = field(default_factory=set)
+    # Every RESPONSE-SCHEMA finding's candidates, with the stored values that would excuse each: a
+    # share sees only its own writes, so the excuse is settled once every share is in (`finish`).
+    schema_candidates: dict[tuple[str, str, str], list[_SchemaCandidate]] = field(default_factory=dict)
     # Size of the failing request behind each finding: the smallest repro seen is the one kept.
     sizes: dict[tuple[str, str, str], int] = field(default_factory=dict)
     passes: dict[str, _PassTally] = field(default_factory=dict)
@@ -731,10 +750,15 @@ class _Collector:
             timed_out=self.timed_out,
             timed_out_requests=self.timed_out_requests,
             out_of_time=self.out_of_time,
+            stored_invalid=self.stored_invalid,
+            schema_candidates=self.schema_candidates,
         )
 
     def absorb(self, share: ShareResult) -> None:
         """Merge what a share found: for each finding the smallest request that shows it is kept."""
+        self.stored_invalid |= share.stored_invalid
+        for key, candidates in share.schema_candidates.items():
+            self.schema_candidates.setdefault(key, []).extend(candidates)
         for key, item in share.found.items():
             if key not in self.found or share.sizes[key] < self.sizes[key]:
                 self.found[key] = item
@@ -955,7 +979,8 @@ class _Collector:
             # A MUST only where the suite's own judge of the same answer fails it too: JSON labelled
             # otherwise (RESPONSE-CONTENT-TYPE-JSON's question), an answer the docs do not describe, or a
             # value stored from an invalid request and read back, are not RESPONSE-SCHEMA failures.
-            confirmed = self._schema_problems(recorder, case_id, node.value)
+            needs: list[tuple[str, str] | None] = []
+            confirmed = self._schema_problems(recorder, case_id, node.value, needs=needs)
             if confirmed is not None and not confirmed:
                 return False
             fields = tuple(dict.fromkeys(problem.field or "" for problem in confirmed or ()))
@@ -964,16 +989,15 @@ class _Collector:
         new = key not in self.found
         # continue-on-failure means no shrinking and the same finding many times over; keep the smallest
         # request that shows it, so the curl in the report is one a person can read.
-        if not new and size >= self.sizes[key]:
+        if not new and size >= self.sizes[key] and row.rule != "RESPONSE-SCHEMA":
             return False
-        self.sizes[key] = size
         rule = self.rules[row.rule]
         headline = f"{failure.title} [{failure.code}] on {operation}"
         body = failure.message.strip()
         message = self.redactor.text(f"{headline}: {body}" if body else headline)
         detail = next((line.strip() for line in body.splitlines() if line.strip()), failure.title)
         actual = f"HTTP {status}: {detail}" if status is not None else detail
-        self.found[key] = Evidence(
+        evidence = Evidence(
             rule_id=row.rule,
             outcome="failed" if rule.level == "MUST" else "warning",
             source=f"schemathesis:{phase}",
@@ -983,10 +1007,42 @@ class _Collector:
             exchanges=self._chain(recorder, case_id),
             fields=fields,
         )
+        if row.rule == "RESPONSE-SCHEMA":
+            # Every candidate is kept (a few per operation): one a later share's writes excuse must not
+            # hide another that nothing excuses. `found` keeps the smallest, as for the other rules.
+            candidates = self.schema_candidates.setdefault(key, [])
+            if len(candidates) < _MAX_SCHEMA_CANDIDATES:
+                wholly = bool(needs) and None not in needs
+                excusable = frozenset(pair for pair in needs if pair is not None) if wholly else None
+                candidates.append(_SchemaCandidate(size=size, excused_by=excusable, evidence=evidence))
+            if not new and size >= self.sizes[key]:
+                return False
+        self.sizes[key] = size
+        self.found[key] = evidence
         return new
 
-    def _schema_problems(self, recorder: ScenarioRecorder, case_id: str, case: Any) -> list[Problem] | None:
-        """The suite's own judgement of the answer Schemathesis failed (None: nothing to re-judge)."""
+    def _schema_problems(
+        self,
+        recorder: ScenarioRecorder,
+        case_id: str,
+        case: Any,
+        *,
+        needs: list[tuple[str, str] | None] | None = None,
+    ) -> list[Problem] | None:
+        """The suite's own judgement of the answer Schemathesis failed (None: nothing to re-judge).
+
+        `needs` receives, for each problem left, the stored (field, value) that would excuse it, or None
+        for a problem no stored value can excuse.
+        """
+
+        def excused(path: tuple[str | int, ...], value: Any) -> bool:
+            if self._excused(path, value):
+                return True
+            if needs is not None:
+                names = [part for part in path if isinstance(part, str)]
+                needs.append((names[-1], _key(value)) if names else None)
+            return False
+
         interaction = recorder.interactions.get(case_id)
         operation = _OPERATION_IDS.get(case.operation.label)
         if interaction is None or interaction.response is None or operation is None:
@@ -997,7 +1053,7 @@ class _Collector:
             interaction.response.status_code,
             None if body is NOT_JSON else body,
             is_json=body is not NOT_JSON,
-            excused=self._excused,
+            excused=excused,
         )
 
     def _chain(self, recorder: ScenarioRecorder, case_id: str) -> tuple[Exchange, ...]:
@@ -1061,9 +1117,26 @@ class _Collector:
         phase = f" in the {event.phase.value} phase" if event.phase is not None else ""
         self.tool_errors.append(self.redactor.text(f"{info.title} on {where}{phase}: {info.message}"))
 
+    def _settle_schema_excuses(self) -> None:
+        """Each RESPONSE-SCHEMA finding becomes its smallest candidate that no stored value excuses, now
+        that every share's writes are known; a finding all of whose candidates are excused goes."""
+        for key, candidates in self.schema_candidates.items():
+            standing = sorted(
+                (c for c in candidates if c.excused_by is None or not c.excused_by <= self.stored_invalid),
+                key=lambda candidate: candidate.size,
+            )
+            if key not in self.found:
+                continue
+            if not standing:
+                del self.found[key]
+            elif len(candidates) < _MAX_SCHEMA_CANDIDATES or standing[0].size <= self.sizes[key]:
+                self.found[key] = standing[0].evidence
+                self.sizes[key] = standing[0].size
+
     def finish(self, *, base_url: str, elapsed: float) -> list[Evidence]:
         if self.interrupted and not self.stopping:  # our own stop() also ends the stream "interrupted"
             raise KeyboardInterrupt
+        self._settle_schema_excuses()
         evidence = list(self.found.values())
         if self.answers == 0 and self.unreachable_operations:
             # Nothing answered at all: there is no server to judge, which is not a verdict about one.

@@ -37,7 +37,9 @@ from conformance.engine import (
     ENGINE_RULES,
     Budget,
     EngineError,
+    ShareResult,
     _Collector,
+    _SchemaCandidate,
     build_config,
     estimated_writes,
     judge_generated,
@@ -731,3 +733,74 @@ def test_fatal_error_is_a_tool_error() -> None:
     collector.feed(events.FatalError(exception=RuntimeError("boom")))
     with pytest.raises(EngineError):
         collector.finish(base_url="http://x", elapsed=0.0)
+
+
+# --- values a lenient server stored, read back in another share ---------------------------------------
+
+SCHEMA_KEY = ("RESPONSE-SCHEMA", "GET /tasks/{taskId}", "Response violates schema")
+
+
+def _share(**fields: Any) -> ShareResult:
+    empty: dict[str, Any] = {
+        "found": {},
+        "sizes": {},
+        "passes": {},
+        "requests": {},
+        "created": [],
+        "answers": 1,
+        "unreachable_operations": set(),
+        "first_network_error": "",
+        "connection_refused_only": True,
+        "tool_errors": [],
+        "server_unavailable": False,
+        "interrupted": False,
+        "timed_out": 0,
+        "timed_out_requests": [],
+        "out_of_time": False,
+    }
+    return ShareResult(**{**empty, **fields})
+
+
+def _schema_failure(message: str) -> Evidence:
+    return Evidence(
+        rule_id="RESPONSE-SCHEMA", outcome="failed", source="schemathesis:fuzzing", message=message
+    )
+
+
+def test_a_read_back_of_what_another_share_stored_is_excused_once_every_share_is_in() -> None:
+    # Share A read a task whose description is 5; share B is the one that wrote it (an invalid PATCH
+    # the lenient server accepted). Neither share alone can tell; the merged pass can.
+    read_back = _schema_failure("description: 5 is not of type 'string'")
+    reader = _share(
+        found={SCHEMA_KEY: read_back},
+        sizes={SCHEMA_KEY: 10},
+        schema_candidates={SCHEMA_KEY: [_SchemaCandidate(10, frozenset({("description", "5")}), read_back)]},
+    )
+    writer = _share(stored_invalid={("description", "5")})
+    collector = _collector()
+    collector.absorb(reader)
+    collector.absorb(writer)
+    assert [item.rule_id for item in collector.finish(base_url="http://x", elapsed=1.0)] == []
+
+
+def test_an_excused_read_back_does_not_hide_a_schema_failure_nothing_excuses() -> None:
+    read_back = _schema_failure("description: 5 is not of type 'string'")
+    genuine = _schema_failure("id: 7 is not of type 'string'")
+    reader = _share(
+        found={SCHEMA_KEY: read_back},
+        sizes={SCHEMA_KEY: 10},
+        schema_candidates={
+            SCHEMA_KEY: [
+                _SchemaCandidate(10, frozenset({("description", "5")}), read_back),
+                _SchemaCandidate(30, None, genuine),
+            ]
+        },
+    )
+    collector = _collector()
+    collector.absorb(reader)
+    collector.absorb(_share(stored_invalid={("description", "5")}))
+    assert collector.finish(base_url="http://x", elapsed=1.0) == [genuine]
+    # and without the write, the smaller one stands
+    alone = _collector()
+    alone.absorb(reader)
+    assert alone.finish(base_url="http://x", elapsed=1.0) == [read_back]
