@@ -16,10 +16,12 @@ anything at all gets a verdict.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import platform
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -264,6 +266,8 @@ def run(
         if settings.baseline is not None
         else None
     )
+    if write:
+        _check_writable(settings.report_dir)
     now = datetime.now(UTC)
     started_at = now.isoformat(timespec="seconds")
     started = time.monotonic()
@@ -919,6 +923,26 @@ def share_pass_time(evidence: list[Evidence], seconds: float) -> list[Evidence]:
             item = replace(item, duration_s=share)
         shared.append(item)
     return shared
+
+
+def _check_writable(directory: Path) -> None:
+    """UsageError unless files can be written into `directory`: checked before anything is sent, since
+    a read-only --report-dir found at the end would lose the whole run. A folder made for the check is
+    removed again, so a run that ends before its reports (exit 2) leaves nothing behind."""
+    made = [path for path in (directory, *directory.parents) if not path.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as ex:
+        raise UsageError(
+            f"Cannot write the reports to {directory} ({ex.strerror or ex}); choose another --report-dir. "
+            "Nothing was sent."
+        ) from None
+    finally:
+        for path in made:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def _write_reports(report: RunReport, directory: Path, notes: list[str]) -> dict[str, Path]:

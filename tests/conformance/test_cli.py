@@ -47,6 +47,48 @@ def one_clean_line(result) -> str:
 # --- documentation -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ("run", "--profile", "turbo"),
+            "'turbo' is not one of 'quick', 'full'. (see 'enginy-conformance run --help')",
+        ),
+        (("run", "--bogus"), "No such option '--bogus'"),
+        (("nope",), "No such command 'nope'. (see 'enginy-conformance --help')"),
+        (("--bogus",), "No such option '--bogus'. (see 'enginy-conformance --help')"),
+        (("replay",), "Missing argument 'FILE'"),
+    ],
+)
+def test_every_usage_mistake_is_one_line_naming_the_help_to_read(args, fragment):
+    line = one_clean_line(CliRunner().invoke(cli, list(args), env=CLEAN_ENV, prog_name="enginy-conformance"))
+    assert fragment in line and "Usage:" not in line
+
+
+def test_the_version_names_the_suite_the_spec_and_schemathesis():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert (
+        result.output.startswith("enginy-conformance ")
+        and "(spec 1.0.0, 56 rules: 32 MUST, 24 SHOULD;" in result.output
+    )
+    assert "schemathesis 4." in result.output
+
+
+def test_a_report_dir_that_cannot_be_written_is_refused_before_anything_is_sent(fake_crm, tmp_path):
+    crm = fake_crm()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    line = one_clean_line(invoke("run", "--base-url", crm.url, "--report-dir", str(blocker / "reports")))
+    assert "Cannot write the reports to" in line and "Nothing was sent." in line
+    assert crm.app.seen == []
+
+
+def test_replay_help_says_what_is_never_re_sent_in_its_own_words():
+    text = CliRunner().invoke(cli, ["replay", "--help"]).output
+    assert "[REDACTED]" not in text and "cookies and tokens are never re-sent" in " ".join(text.split())
+
+
 def test_every_command_is_documented_with_an_example():
     assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy"}
     for name, command in [("enginy-conformance", cli), *cli.commands.items()]:
