@@ -289,6 +289,8 @@ def run_command(
         _echo_header(resolved)
         outcome = run(resolved.settings, out=click.echo)
     _echo_outcome(outcome)
+    if outcome.report.interrupted:
+        click.echo("Interrupted (Ctrl-C): exit 130; the reports hold what was judged before the stop.")
     ctx.exit(outcome.exit_code)
 
 
