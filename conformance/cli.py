@@ -31,7 +31,7 @@ from conformance.config import Resolved, resolve_settings
 from conformance.errors import TransportError, UsageError
 from conformance.runner import RunOutcome, describe_plan, plan_run, run, safe_url, summary_table
 from conformance.settings import RunSettings
-from enginy_spec import load_catalogue
+from enginy_spec import load_catalogue, version_line
 
 if TYPE_CHECKING:
     from conformance.proxy_server import ProxyServer
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+PROG: Final = "enginy-conformance"
 _MOCK_START_S: Final = 30.0
 _LISTENING = re.compile(r"listening on (https?://\S+)")
 
@@ -156,8 +157,56 @@ def _run_options(function: F) -> F:
     return function
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="enginy-crm-contract", prog_name="enginy-conformance")
+class _OneLineUsageError(click.UsageError):
+    """A usage mistake as one line on stderr (exit 2), like every other mistake: click's own shows a
+    four-line usage block, which CI logs and wrapper scripts then have to pick apart."""
+
+    def show(self, file: Any = None) -> None:
+        message = " ".join(self.format_message().split())
+        where = self.ctx.command_path if self.ctx is not None else PROG
+        # "Error: " as click writes the suite's other one-line mistakes (Fatal), so all read alike.
+        click.echo(f"Error: {message} (see '{where} --help')", err=True)
+
+
+def _one_line(ex: click.UsageError) -> _OneLineUsageError:
+    if isinstance(ex, _OneLineUsageError):
+        return ex
+    return _OneLineUsageError(ex.format_message(), ex.ctx)
+
+
+class _Group(click.Group):
+    """The command group, with usage errors of the group and of every command made one line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as ex:
+            raise _one_line(ex) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as ex:  # a command's own arguments, or a command that does not exist
+            raise _one_line(ex) from None
+
+
+def _print_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value:
+        click.echo(version_line(PROG))
+        ctx.exit()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_version,
+    help="Print the version of the suite, the spec it judges by and Schemathesis, and exit.",
+)
 def cli() -> None:
     """Judge a Custom CRM server against the Enginy contract.
 
@@ -240,6 +289,8 @@ def run_command(
         _echo_header(resolved)
         outcome = run(resolved.settings, out=click.echo)
     _echo_outcome(outcome)
+    if outcome.report.interrupted:
+        click.echo("Interrupted (Ctrl-C): exit 130; the reports hold what was judged before the stop.")
     ctx.exit(outcome.exit_code)
 
 
@@ -398,7 +449,7 @@ def replay_command(
     mock's journal (GET /__admin/journal, or journal.jsonl) or a report.json of 'run', whose failing
     cases are replayed. Each answer is judged by the rules one exchange can show; a path the spec does
     not document is sent and reported as not in the contract. The key sent is the one given now
-    (ENGINY_API_KEY); recorded keys, cookies and [REDACTED] values are never re-sent. POST, PUT and
+    (ENGINY_API_KEY); recorded keys, cookies and tokens are never re-sent. POST, PUT and
     PATCH requests are re-sent too, so look at --dry-run first when the server holds real data.
 
     \b

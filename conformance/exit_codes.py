@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from conformance.results import Verdict
+from conformance.results import RunReport, Verdict
 
-__all__ = ["FAILED", "INCOMPLETE", "INTERRUPTED", "NOT_JUDGED", "PASSED", "for_verdict"]
+__all__ = ["FAILED", "INCOMPLETE", "INTERRUPTED", "NOT_JUDGED", "PASSED", "for_report", "for_verdict"]
 
 PASSED: Final = 0
 FAILED: Final = 1
@@ -32,3 +32,8 @@ _BY_VERDICT: Final[Mapping[Verdict, int]] = {"passed": PASSED, "failed": FAILED,
 def for_verdict(verdict: Verdict) -> int:
     """The exit code of a run that ended with this verdict."""
     return _BY_VERDICT[verdict]
+
+
+def for_report(report: RunReport) -> int:
+    """The exit code of the run the report is of: 130 when it was interrupted, else its verdict's."""
+    return INTERRUPTED if report.interrupted else for_verdict(report.verdict)

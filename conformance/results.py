@@ -247,6 +247,9 @@ class RunReport:
     # Requests sent, by who sent them: "scripted", and each phase of generated testing.
     requests: Mapping[str, int] = field(default_factory=dict)
     rate_limited: int = 0  # 429 answers with a Retry-After that the run waited out
+    # Stopped by Ctrl-C: the results are what was judged before the stop (the rest not judged), and
+    # the run exits 130 whatever the verdict of that part (conformance.exit_codes).
+    interrupted: bool = False
     baseline: BaselineUse | None = None  # the --baseline file applied to `results`, if any
 
     @property

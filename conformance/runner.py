@@ -16,10 +16,12 @@ anything at all gets a verdict.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import platform
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,7 +52,7 @@ from conformance.errors import (
     TransportError,
     UsageError,
 )
-from conformance.exit_codes import for_verdict
+from conformance.exit_codes import for_report
 from conformance.results import (
     Evidence,
     NotApplicable,
@@ -116,7 +118,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return for_verdict(self.report.verdict)
+        return for_report(self.report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,8 @@ def run(
         if settings.baseline is not None
         else None
     )
+    if write:
+        _check_writable(settings.report_dir)
     now = datetime.now(UTC)
     started_at = now.isoformat(timespec="seconds")
     started = time.monotonic()
@@ -283,6 +287,10 @@ def run(
     plan = plan_run(settings, selected)
     progress = Progress(out, planned=plan.request_count + 1, started=started)
     generating: GeneratedPass | None = None
+    scripted: dict[str, Evidence] = {}
+    evidence: list[Evidence] = []
+    interrupted = False
+    ctx: CheckContext | None = None
     try:
         probe(client)
         ctx = CheckContext(
@@ -313,7 +321,7 @@ def run(
         if at_once > 1:
             generating.start()
         progress.start(client)
-        evidence, gone = judge_scripted(ctx, selected, out, concurrency=at_once)
+        evidence, gone = judge_scripted(ctx, selected, out, concurrency=at_once, found=scripted)
         # Schemathesis reads every answer whole and feeds ids from answers into later URLs; against a
         # server answering megabytes that takes unbounded time and memory, so it is not run (or stopped).
         oversized = any(reply.truncated for reply in client.log)
@@ -330,10 +338,18 @@ def run(
         evidence += side_evidence(ctx, selected, out)
         evidence += generating.finish(evidence, notes)
     except KeyboardInterrupt:
+        # Ctrl-C: the report says what was judged before the stop and lists what was created, so
+        # nothing is lost; the rest is not judged, and the run exits 130 (RunReport.interrupted).
+        if ctx is None:
+            raise  # stopped before anything was judged: nothing to report
+        interrupted = True
         if generating is not None:
-            generating.cancel("Interrupted.")
+            generating.cancel("Interrupted (Ctrl-C).")
             generating.finish([], [])
-        raise
+        evidence = list(scripted.values())
+        notes.append(
+            "Interrupted (Ctrl-C): the reports hold what was judged before the stop; the rest is not judged."
+        )
     finally:
         progress.stop()
         client.close()
@@ -341,6 +357,19 @@ def run(
         notes.append(
             f"The run's --max-time ({settings.max_time:g} s) passed: what was still to judge is not judged."
         )
+    assert ctx is not None  # set before anything that can end the try block without raising
+    if interrupted:
+        judged = {item.rule_id for item in evidence}
+        evidence += [
+            Evidence(
+                rule_id=rule.id,
+                outcome="skipped",
+                source=SCRIPTED,
+                message="Not judged: the run was interrupted (Ctrl-C) first.",
+            )
+            for rule in selected
+            if rule.id not in judged
+        ]
     results = attribute(fold(rule, evidence) for rule in selected)
     scripted_requests = len(client.log) + len(client.failures)
     report = RunReport(
@@ -355,8 +384,9 @@ def run(
         tool_versions=_tool_versions(),
         requests={"scripted": scripted_requests, **engine_requests},
         rate_limited=client.rate_limited,
+        interrupted=interrupted,
     )
-    if baseline is not None:
+    if baseline is not None and not interrupted:
         if settings.update_baseline:
             update = updated_baseline(baseline, report, today=now.date(), catalogue=catalogue)
             write_baseline(update.baseline)
@@ -467,7 +497,12 @@ def _kind_of(reply: Reply) -> str:
 
 
 def judge_scripted(
-    ctx: CheckContext, selected: Iterable[Rule], out: Out, *, concurrency: int = 1
+    ctx: CheckContext,
+    selected: Iterable[Rule],
+    out: Out,
+    *,
+    concurrency: int = 1,
+    found: dict[str, Evidence] | None = None,
 ) -> tuple[list[Evidence], str | None]:
     """Judge the scripted rules; also return why the run lost the server, if it did.
 
@@ -478,6 +513,7 @@ def judge_scripted(
 
     A server that stops accepting connections mid-run leaves the rest unjudged: those rules are
     'skipped' with that reason (the verdict is then INCOMPLETE unless something already failed).
+    `found` receives each rule's evidence as it is announced, so that a Ctrl-C keeps what was judged.
     """
     rules = [rule for rule in selected if rule.id in CHECKS]
     gone: list[str] = []  # the first reason the server was lost; a list, so every thread sees it
@@ -493,7 +529,7 @@ def judge_scripted(
                 return replace(item, duration_s=time.perf_counter() - started)
         return Evidence(rule_id=rule.id, outcome="skipped", source=SCRIPTED, message=gone[0])
 
-    found: dict[str, Evidence] = {}
+    found = {} if found is None else found
     first = [rule for rule in rules if not CHECKS.get(rule.id).reads_log]
     last = [rule for rule in rules if CHECKS.get(rule.id).reads_log]
     for group in (first, last):
@@ -502,11 +538,18 @@ def judge_scripted(
                 found[rule.id] = judge(rule)
                 _announce(out, found[rule.id])
             continue
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="enginy-check") as pool:
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="enginy-check")
+        try:
             futures = [(rule, pool.submit(judge, rule)) for rule in group]
             for rule, future in futures:  # in catalogue order, each as soon as it and those before are done
                 found[rule.id] = future.result()
                 _announce(out, found[rule.id])
+        except KeyboardInterrupt:
+            # Checks not started are dropped; those sending finish their request, each within --timeout.
+            gone.append("The run was interrupted (Ctrl-C).")
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return [found[rule.id] for rule in rules], (gone[0] if gone else None)
 
 
@@ -919,6 +962,26 @@ def share_pass_time(evidence: list[Evidence], seconds: float) -> list[Evidence]:
             item = replace(item, duration_s=share)
         shared.append(item)
     return shared
+
+
+def _check_writable(directory: Path) -> None:
+    """UsageError unless files can be written into `directory`: checked before anything is sent, since
+    a read-only --report-dir found at the end would lose the whole run. A folder made for the check is
+    removed again, so a run that ends before its reports (exit 2) leaves nothing behind."""
+    made = [path for path in (directory, *directory.parents) if not path.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as ex:
+        raise UsageError(
+            f"Cannot write the reports to {directory} ({ex.strerror or ex}); choose another --report-dir. "
+            "Nothing was sent."
+        ) from None
+    finally:
+        for path in made:  # deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def _write_reports(report: RunReport, directory: Path, notes: list[str]) -> dict[str, Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from conformance.baseline import describe_mark
-from conformance.exit_codes import for_verdict
+from conformance.exit_codes import for_report
 from conformance.report._common import (
     curl_command,
     family,
@@ -124,7 +124,8 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "verdict": report.verdict,
-        "exit_code": for_verdict(report.verdict),
+        "exit_code": for_report(report),
+        "interrupted": report.interrupted,
         "not_judged": [
             {"rule": result.rule.id, "reason": not_judged_reason(result)} for result in report.not_judged
         ],

@@ -130,6 +130,7 @@ def to_element(report: RunReport) -> ET.Element:
     values = [
         ("target", report.target),
         ("profile", report.profile),
+        *([("interrupted", "true")] if report.interrupted else []),
         ("verdict", report.verdict),
         ("warnings", str(report.count("warning"))),
     ]

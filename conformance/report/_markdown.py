@@ -148,6 +148,12 @@ def render_markdown(report: RunReport, *, html_name: str = "report.html") -> str
         f"{report.duration_s:.1f} s",
         "",
     ]
+    if report.interrupted:
+        lines += [
+            "**Interrupted (Ctrl-C)**: these are the rules judged before the stop; the rest are not judged, "
+            "and the run exits 130.",
+            "",
+        ]
     flagged = [result for result in ordered(report.results) if result.outcome in ("failed", "warning")]
     if flagged:
         lines += ["| Rule | Level | Outcome | Reason |", "|---|---|---|---|"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,48 @@ def one_clean_line(result) -> str:
 
 
 # --- documentation -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ("run", "--profile", "turbo"),
+            "'turbo' is not one of 'quick', 'full'. (see 'enginy-conformance run --help')",
+        ),
+        (("run", "--bogus"), "No such option '--bogus'"),
+        (("nope",), "No such command 'nope'. (see 'enginy-conformance --help')"),
+        (("--bogus",), "No such option '--bogus'. (see 'enginy-conformance --help')"),
+        (("replay",), "Missing argument 'FILE'"),
+    ],
+)
+def test_every_usage_mistake_is_one_line_naming_the_help_to_read(args, fragment):
+    line = one_clean_line(CliRunner().invoke(cli, list(args), env=CLEAN_ENV, prog_name="enginy-conformance"))
+    assert fragment in line and "Usage:" not in line
+
+
+def test_the_version_names_the_suite_the_spec_and_schemathesis():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert (
+        result.output.startswith("enginy-conformance ")
+        and "(spec 1.0.0, 56 rules: 32 MUST, 24 SHOULD;" in result.output
+    )
+    assert "schemathesis 4." in result.output
+
+
+def test_a_report_dir_that_cannot_be_written_is_refused_before_anything_is_sent(fake_crm, tmp_path):
+    crm = fake_crm()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    line = one_clean_line(invoke("run", "--base-url", crm.url, "--report-dir", str(blocker / "reports")))
+    assert "Cannot write the reports to" in line and "Nothing was sent." in line
+    assert crm.app.seen == []
+
+
+def test_replay_help_says_what_is_never_re_sent_in_its_own_words():
+    text = CliRunner().invoke(cli, ["replay", "--help"]).output
+    assert "[REDACTED]" not in text and "cookies and tokens are never re-sent" in " ".join(text.split())
 
 
 def test_every_command_is_documented_with_an_example():
@@ -422,3 +465,40 @@ def test_demo_without_the_mock_installed_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("Error: The bundled mock (mock_server) is not installed")
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_exits_130_and_writes_reports_marked_interrupted_with_what_was_created(start_mocks, tmp_path):
+    slow = start_mocks("--fault", "latency:ms=150")
+    reports = tmp_path / "reports"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "run", "--base-url", slow.url, "--report-dir", str(reports)],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("ENGINY_")},
+            "ENGINY_API_KEY": slow.key,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Stop it once the first rules are judged (their lines printed) and while others still run.
+    assert process.stdout is not None
+    lines = []
+    while len([line for line in lines if line[:1] in "✓✗!-"]) < 3:
+        line = process.stdout.readline()
+        assert line, "".join(lines) + process.stderr.read()
+        lines.append(line)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert "Interrupted (Ctrl-C): exit 130" in out
+    document = json.loads((reports / "report.json").read_text(encoding="utf-8"))
+    assert document["interrupted"] is True and document["exit_code"] == 130
+    outcomes = {r["rule"]: r["outcome"] for r in document["results"]}
+    assert outcomes["HEALTH-OK"] == "passed"  # judged before the stop, kept
+    stopped = [r for r in document["results"] if "interrupted (Ctrl-C)" in json.dumps(r["evidence"])]
+    assert stopped, "no rule says it was not judged because of the interrupt"
+    assert document["created"], "the records created before the stop are listed for cleanup"
+    assert "Interrupted (Ctrl-C)" in (reports / "summary.md").read_text(encoding="utf-8")
+    assert "Interrupted (Ctrl-C)." in (reports / "report.html").read_text(encoding="utf-8")
+    assert slow.key not in out + err + (reports / "report.json").read_text(encoding="utf-8")
