@@ -8,20 +8,13 @@ import os
 import shutil
 import sys
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conformance.conftest import Mock, start_mock, stop_mock
-
-
-@pytest.fixture(scope="session")
-def mock() -> Iterator[Mock]:
-    """The conformant mock; tests switch its faults (`mock.switch("TASK-BATCH-ROUTE")`)."""
-    running = start_mock()
-    yield running
-    stop_mock(running)
+# The conformant mock, once per session (tests switch its faults: `mock.switch("TASK-BATCH-ROUTE")`):
+# the fixture of tests/conformance, re-exported, so there is one definition of it.
+from tests.conformance.conftest import mock  # noqa: F401
 
 
 @pytest.fixture(scope="session")
