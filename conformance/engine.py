@@ -989,7 +989,11 @@ class _Collector:
         new = key not in self.found
         # continue-on-failure means no shrinking and the same finding many times over; keep the smallest
         # request that shows it, so the curl in the report is one a person can read.
-        if not new and size >= self.sizes[key] and row.rule != "RESPONSE-SCHEMA":
+        smaller = new or size < self.sizes[key]
+        candidates = self.schema_candidates.setdefault(key, []) if row.rule == "RESPONSE-SCHEMA" else None
+        # RESPONSE-SCHEMA keeps a few candidates per operation besides the smallest (see
+        # _settle_schema_excuses); anything else only its smallest request.
+        if not smaller and (candidates is None or len(candidates) >= _MAX_SCHEMA_CANDIDATES):
             return False
         rule = self.rules[row.rule]
         headline = f"{failure.title} [{failure.code}] on {operation}"
@@ -1007,16 +1011,13 @@ class _Collector:
             exchanges=self._chain(recorder, case_id),
             fields=fields,
         )
-        if row.rule == "RESPONSE-SCHEMA":
-            # Every candidate is kept (a few per operation): one a later share's writes excuse must not
-            # hide another that nothing excuses. `found` keeps the smallest, as for the other rules.
-            candidates = self.schema_candidates.setdefault(key, [])
-            if len(candidates) < _MAX_SCHEMA_CANDIDATES:
-                wholly = bool(needs) and None not in needs
-                excusable = frozenset(pair for pair in needs if pair is not None) if wholly else None
-                candidates.append(_SchemaCandidate(size=size, excused_by=excusable, evidence=evidence))
-            if not new and size >= self.sizes[key]:
-                return False
+        if candidates is not None and len(candidates) < _MAX_SCHEMA_CANDIDATES:
+            # One a later share's writes excuse must not hide another that nothing excuses.
+            wholly = bool(needs) and None not in needs
+            excusable = frozenset(pair for pair in needs if pair is not None) if wholly else None
+            candidates.append(_SchemaCandidate(size=size, excused_by=excusable, evidence=evidence))
+        if not smaller:
+            return False
         self.sizes[key] = size
         self.found[key] = evidence
         return new

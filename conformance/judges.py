@@ -9,9 +9,9 @@ creates, the known tasks present in a batch read), the generated pass judges its
 A judge is a plain function of one `Seen` exchange, named for what must hold. It returns when the rule
 holds, raises `RuleViolation` (with the rule id) when it does not, and raises `NotApplicable` when the
 exchange says nothing about the rule; the preconditions are the small decorators `on`, `key_accepted`,
-`well_formed` and `without_key`. Shapes come from the spec through `SpecSchemas`; nothing here restates
-a schema. `JUDGES` is the whole registry, in the order the judgements are shown; `decide` judges one
-rule, `judge_exchange` every selected one.
+`well_formed` and `sent_with` (how the key went). Shapes come from the spec through `SpecSchemas`;
+nothing here restates a schema. `JUDGES` is the whole registry, in the order the judgements are shown;
+`decide` judges one rule, `judge_exchange` every selected one.
 """
 
 from __future__ import annotations
@@ -211,28 +211,26 @@ def well_formed(function: JudgeFunction) -> JudgeFunction:
     return wrapper
 
 
-def without_key(function: JudgeFunction) -> JudgeFunction:
-    """The request went without the key at all."""
+def sent_with(key: KeyState, otherwise: str) -> Callable[[JudgeFunction], JudgeFunction]:
+    """The judge speaks only about requests whose key went this way (`otherwise` says why not)."""
 
-    @functools.wraps(function)
-    def wrapper(seen: Seen) -> None:
-        if seen.key != "none":
-            raise NotApplicable("The request carried a key.")
-        function(seen)
+    def decorate(function: JudgeFunction) -> JudgeFunction:
+        @functools.wraps(function)
+        def wrapper(seen: Seen) -> None:
+            if seen.key != key:
+                raise NotApplicable(otherwise)
+            function(seen)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
-def with_wrong_key(function: JudgeFunction) -> JudgeFunction:
-    """The request carried a key the suite made up, in the documented header."""
-
-    @functools.wraps(function)
-    def wrapper(seen: Seen) -> None:
-        if seen.key != "wrong":
-            raise NotApplicable("The request did not carry a made-up key.")
-        function(seen)
-
-    return wrapper
+# The request went without the key at all; with a key the suite made up, in the documented header; or
+# with the key under another header than the documented one.
+without_key = sent_with("none", "The request carried a key.")
+with_wrong_key = sent_with("wrong", "The request did not carry a made-up key.")
+with_key_elsewhere = sent_with("elsewhere", "The request did not carry the key under another header.")
 
 
 # --- answers in general -------------------------------------------------------------------------------
@@ -325,18 +323,6 @@ def request_without_key_is_refused(seen: Seen) -> None:
 @with_wrong_key
 def request_with_wrong_key_is_refused(seen: Seen) -> None:
     _refusal("AUTH-WRONG-KEY", seen, "with a wrong key")
-
-
-def with_key_elsewhere(function: JudgeFunction) -> JudgeFunction:
-    """The request carried the key, but under another header than the documented one."""
-
-    @functools.wraps(function)
-    def wrapper(seen: Seen) -> None:
-        if seen.key != "elsewhere":
-            raise NotApplicable("The request did not carry the key under another header.")
-        function(seen)
-
-    return wrapper
 
 
 @with_key_elsewhere
