@@ -27,14 +27,15 @@ from urllib.parse import urlsplit
 
 import click
 
-from conformance.config import Resolved, resolve_settings
+from conformance.config import resolve_settings
 from conformance.errors import TransportError, UsageError
-from conformance.runner import RunOutcome, describe_plan, plan_run, run, safe_url, summary_table
+from conformance.runner import describe_plan, plan_run, run, safe_url
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue, version_line
 
 if TYPE_CHECKING:
     from conformance.proxy_server import ProxyServer
+    from conformance.terminal import Terminal
 
 __all__ = ["cli", "main"]
 
@@ -150,6 +151,20 @@ def _run_options(function: F) -> F:
             metavar="DURATION",
             help="The longest the run may take (300, 90s, 5m); what is left then is not judged "
             "(INCOMPLETE, exit 3) and the reports are written. [env ENGINY_MAX_TIME; default none]",
+        ),
+        click.option(
+            "--color",
+            type=click.Choice(["auto", "always", "never"]),
+            help="Colour the output: auto colours a terminal only, and not when NO_COLOR is set; always "
+            "colours a pipe too (a CI log that shows ANSI colours). The live progress display needs a "
+            "terminal either way. [env ENGINY_COLOR; default auto]",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="List every rule in the end table, passed ones included, and print the Schemathesis "
+            "pass's own lines as it goes.",
         ),
     ]
     for option in reversed(options):
@@ -273,6 +288,7 @@ def run_command(
       enginy-conformance run --config enginy-conformance.toml --profile full --report-dir out/
       enginy-conformance run --base-url http://localhost:8080 --baseline known.json --baseline-update
     """
+    verbose = flags.pop("verbose")
     with _one_line_errors():
         resolved = resolve_settings(
             flags,
@@ -286,11 +302,17 @@ def run_command(
             for line in describe_plan(resolved.settings, plan_run(resolved.settings)):
                 click.echo(line)
             return
-        _echo_header(resolved)
-        outcome = run(resolved.settings, out=click.echo)
-    _echo_outcome(outcome)
+        terminal = _terminal(resolved.settings, verbose=verbose)
+        settings = resolved.settings
+        terminal.say(
+            f"enginy-conformance: judging {safe_url(settings.base_url)} (profile {settings.profile}; key "
+            f"from {resolved.describe_source('api_key')}, sent as {settings.api_key_header})",
+            "bold",
+        )
+        outcome = run(resolved.settings, observer=terminal)
+    terminal.show_outcome(outcome)
     if outcome.report.interrupted:
-        click.echo("Interrupted (Ctrl-C): exit 130; the reports hold what was judged before the stop.")
+        terminal.say("Interrupted (Ctrl-C): exit 130; the reports hold what was judged before the stop.")
     ctx.exit(outcome.exit_code)
 
 
@@ -398,13 +420,17 @@ def demo_command(ctx: click.Context, /, **flags: Any) -> None:
                 "'python -m pip install -e .' and run the demo again."
             )
         key = secrets.token_urlsafe(24)
+        verbose = flags.pop("verbose")
         # Only the demo's own flags: ENGINY_BASE_URL and friends describe the user's server, not the mock.
-        resolved = resolve_settings(flags, {}, require_target=False)
+        # ENGINY_COLOR describes the user's terminal, so it counts.
+        colour = {name: value for name, value in os.environ.items() if name == "ENGINY_COLOR"}
+        resolved = resolve_settings(flags, colour, require_target=False)
         with _mock(key) as url:
             settings = _with_target(resolved.settings, url, key)
-            click.echo(f"enginy-conformance: the bundled mock listens on {url}; judging it.")
-            outcome = run(settings, out=click.echo)
-    _echo_outcome(outcome)
+            terminal = _terminal(settings, verbose=verbose)
+            terminal.say(f"enginy-conformance: the bundled mock listens on {url}; judging it.", "bold")
+            outcome = run(settings, observer=terminal)
+    terminal.show_outcome(outcome)
     ctx.exit(outcome.exit_code)
 
 
@@ -783,37 +809,13 @@ def _await_listening(process: subprocess.Popen[str], errors: Any) -> str:
     return match.group(1)
 
 
-def _echo_header(resolved: Resolved) -> None:
-    settings = resolved.settings
-    click.echo(
-        f"enginy-conformance: judging {safe_url(settings.base_url)} (profile {settings.profile}; key from "
-        f"{resolved.describe_source('api_key')}, sent as {settings.api_key_header})"
-    )
+def _terminal(settings: RunSettings, *, verbose: bool) -> Terminal:
+    """The run's terminal (conformance.terminal), redacting `settings.api_key` from all it prints."""
+    from conformance.redaction import Redactor
+    from conformance.terminal import open_terminal
 
-
-def _echo_outcome(outcome: RunOutcome) -> None:
-    click.echo("")
-    for line in summary_table(outcome.report):
-        click.echo(line)
-    for note in outcome.notes:
-        click.echo(f"Note: {note}")
-    report = outcome.report
-    if report.created:
-        tag = report.settings.get("tag", "enginy-conformance")
-        tagged = (
-            f"all tagged '{tag}'"
-            if not report.untagged
-            else f"tagged '{tag}' but for {report.untagged} that generated testing made from bodies it "
-            "could not tag"
-        )
-        click.echo(
-            f"The run created {len(report.created)} records on the server, {tagged}; the report lists "
-            "them for cleanup."
-        )
-    if outcome.report_paths:
-        click.echo("Reports:")
-        for name, path in outcome.report_paths.items():
-            click.echo(f"  {name}: {path}")
+    redactor = Redactor(secret=settings.api_key, header=settings.api_key_header)
+    return open_terminal(settings.color, verbose=verbose, redact=redactor.text)
 
 
 def main() -> None:

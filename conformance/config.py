@@ -16,6 +16,10 @@ else. Every setting has one name per source:
     concurrency     --concurrency     ENGINY_CONCURRENCY       concurrency      (1 to 64)
     max_time        --max-time        ENGINY_MAX_TIME          max-time         (seconds, or 90s, 5m)
     baseline        --baseline        ENGINY_BASELINE          baseline         (accepted failures, JSON)
+    color           --color           ENGINY_COLOR             color            (auto | always | never)
+
+NO_COLOR in the environment (https://no-color.org) turns colour off where `color` is auto; it is read
+by conformance.terminal, not here, since it is not a setting of ours.
 
 The config file is `--config FILE`, else `enginy-conformance.toml` in the working directory when it
 exists. A bad value is a UsageError naming the source it came from, so the user knows what to fix.
@@ -38,12 +42,13 @@ from typing import Any, Final, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from conformance.errors import UsageError
-from conformance.settings import Profile, RunSettings
+from conformance.settings import ColorChoice, Profile, RunSettings
 
 __all__ = ["CONFIG_FILE_NAME", "SETTINGS", "Resolved", "Setting", "parse_value", "resolve_settings"]
 
 CONFIG_FILE_NAME: Final = "enginy-conformance.toml"
 _PROFILES: Final = get_args(Profile)
+_COLORS: Final = get_args(ColorChoice)
 # RFC 9110 token: the characters a header name may hold.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -73,6 +78,7 @@ SETTINGS: Final = tuple(
         "concurrency",
         "max_time",
         "baseline",
+        "color",
     )
 )
 
@@ -236,6 +242,13 @@ def _profile(raw: Any, where: str) -> str:
     return value
 
 
+def _color(raw: Any, where: str) -> str:
+    value = _text(raw, where).lower()
+    if value not in _COLORS:
+        raise UsageError(f"{where} must be one of {', '.join(_COLORS)}, not {raw!r}.")
+    return value
+
+
 def _only(raw: Any, where: str) -> tuple[str, ...]:
     items: list[str] = []
     if isinstance(raw, str):
@@ -324,4 +337,5 @@ _PARSERS: Final[dict[str, Callable[[Any, str], Any]]] = {
     "concurrency": _bounded(1, 64, "a whole number from 1 to 64"),
     "max_time": _duration,
     "baseline": _path,
+    "color": _color,
 }

@@ -79,6 +79,8 @@ __all__ = [
     "EngineError",
     "Gate",
     "Job",
+    "PhaseCallback",
+    "RequestsCallback",
     "Share",
     "ShareResult",
     "build_config",
@@ -102,6 +104,13 @@ _MAX_WORKERS = 2 if sys.version_info >= (3, 12) else 1
 _UNREACHABLE_AFTER = 3
 _MAX_EXCHANGES = 4  # per evidence: the failing request and the few that led to it (stateful chains)
 _MAX_MESSAGE = 2000
+
+
+# `on_requests(count, phase)`: `count` more requests were sent in that phase ("coverage", "fuzzing", ...).
+RequestsCallback = Callable[[int, str], None]
+# `on_phase(phase, "started" | "finished")`, from a pass run in this process (worker processes' shares
+# interleave their phases, so they tell only their request counts).
+PhaseCallback = Callable[[str, str], None]
 
 
 class EngineError(ConformanceError):
@@ -148,9 +157,10 @@ def judge_generated(
     lanes: int = 1,
     gate: Gate | None = None,
     deadline: float | None = None,
-    on_requests: Callable[[int], None] | None = None,
+    on_requests: RequestsCallback | None = None,
     stop: Any = None,
     requests: dict[str, int] | None = None,
+    on_phase: PhaseCallback | None = None,
 ) -> list[Evidence]:
     """Run Schemathesis against `settings.base_url` and return evidence about the rules it can judge.
 
@@ -159,7 +169,8 @@ def judge_generated(
     extra requests about them (ignored_auth) are left out. `lanes` > 1 splits the pass into shares run by
     that many worker processes (conformance.engine_parallel), which is what makes a pass against a
     server far away fast; `gate` bounds the requests in flight across all of them, `deadline` (a
-    time.monotonic() value, --max-time) ends the pass, and `on_requests(n)` hears of every n requests.
+    time.monotonic() value, --max-time) ends the pass, `on_requests(n, phase)` hears of every n requests
+    and `on_phase(phase, "started"|"finished")` of each phase run in this process.
     Setting `stop` (an Event) ends the pass early; `requests` is filled with the requests per phase.
     Every create request it sends is tagged with `settings.tag` and `run_id` (conformance.tagging), and
     every record a server reports creating is added to `ledger`, counted as untagged when its body left
@@ -209,7 +220,9 @@ def judge_generated(
     )
     if lanes <= 1:
         share = Share(operations=None, phases=phases, max_examples=budget.max_examples)
-        result = run_share(job, share, progress=progress, gate=gate, on_requests=on_requests, stop=stop)
+        result = run_share(
+            job, share, progress=progress, gate=gate, on_requests=on_requests, stop=stop, on_phase=on_phase
+        )
         collector.absorb(result)
     else:
         from conformance.engine_parallel import run_in_lanes
@@ -330,10 +343,11 @@ def run_share(
     *,
     progress: Callable[[str], None] = lambda _: None,
     gate: Gate | None = None,
-    on_requests: Callable[[int], None] | None = None,
+    on_requests: RequestsCallback | None = None,
     quiet: bool = False,
     app: Any = None,
     stop: Any = None,
+    on_phase: PhaseCallback | None = None,
 ) -> ShareResult:
     """Run one share of the pass in this process and return what it found, ready to be merged.
 
@@ -358,6 +372,7 @@ def run_share(
         progress=progress,
         tagger=tagger,
         on_requests=on_requests,
+        on_phase=on_phase,
         quiet=quiet,
     )
     bounds = _Bounds(timeout=settings.timeout, gate=gate, deadline=job.deadline)
@@ -706,7 +721,8 @@ class _Collector:
     schemas: SpecSchemas = field(default_factory=SpecSchemas)
     tagger: Tagger = field(default_factory=lambda: Tagger(tag="enginy-conformance", run_id="run"))
     ledger: Ledger = field(default_factory=Ledger)
-    on_requests: Callable[[int], None] | None = None
+    on_requests: RequestsCallback | None = None
+    on_phase: PhaseCallback | None = None
     quiet: bool = False  # a share in a worker process: no phase lines (the parent tells the progress)
     found: dict[tuple[str, str, str], Evidence] = field(default_factory=dict)
     # (field, JSON of the value) a lenient server accepted from a task write that broke the schema: a
@@ -797,6 +813,8 @@ class _Collector:
                 self.phases[event.phase.name.value] = _PhaseTally(started=time.monotonic())
                 if not self.quiet:
                     self.progress(f"generated testing: {event.phase.name.value} phase started")
+                    if self.on_phase is not None:
+                        self.on_phase(event.phase.name.value, "started")
         elif isinstance(event, events.PhaseFinished) and event.phase.name in TESTING_PHASES:
             self._phase_finished(event)
         elif isinstance(event, events.ScenarioFinished):
@@ -815,6 +833,8 @@ class _Collector:
         tally = self.phases.get(name)
         if self.quiet:
             return
+        if self.on_phase is not None and tally is not None:
+            self.on_phase(name, "finished")
         if tally is None or event.status == Status.SKIP:
             reason = event.phase.skip_reason.value if event.phase.skip_reason else "nothing to run"
             self.progress(f"generated testing: {name} phase skipped ({reason})")
@@ -832,7 +852,7 @@ class _Collector:
         self.answers += sum(1 for item in recorder.interactions.values() if item.response is not None)
         self.requests[phase] = self.requests.get(phase, 0) + len(recorder.interactions)
         if self.on_requests is not None and recorder.interactions:
-            self.on_requests(len(recorder.interactions))
+            self.on_requests(len(recorder.interactions), phase)
         if tally is not None:
             tally.cases += len(recorder.interactions)
             tally.operations.update(node.value.operation.label for node in recorder.cases.values())

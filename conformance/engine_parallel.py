@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from conformance.engine import EngineError, Gate, Job, Share, ShareResult, run_share
+from conformance.engine import EngineError, Gate, Job, RequestsCallback, Share, ShareResult, run_share
 
 __all__ = ["new_gate", "new_stop", "run_in_lanes", "start_fork_server"]
 
@@ -76,7 +76,11 @@ def _start_worker(counts: Any, gate: Gate | None) -> None:
 
 def _run(job: Job, share: Share) -> ShareResult:
     counts = _WORKER["counts"]
-    return run_share(job, share, gate=_WORKER["gate"], on_requests=counts.put, quiet=True)
+
+    def count(done: int, phase: str) -> None:
+        counts.put((done, phase))
+
+    return run_share(job, share, gate=_WORKER["gate"], on_requests=count, quiet=True)
 
 
 def run_in_lanes(
@@ -86,7 +90,7 @@ def run_in_lanes(
     lanes: int,
     gate: Gate | None = None,
     progress: Callable[[str], None] = lambda _: None,
-    on_requests: Callable[[int], None] | None = None,
+    on_requests: RequestsCallback | None = None,
     stop: Any = None,
 ) -> list[ShareResult]:
     """Run every share in up to `lanes` worker processes; the results in the order of `shares`.
@@ -144,20 +148,20 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 @contextlib.contextmanager
-def _relaying(counts: Any, on_requests: Callable[[int], None] | None) -> Iterator[None]:
+def _relaying(counts: Any, on_requests: RequestsCallback | None) -> Iterator[None]:
     """Pass the workers' request counts on to `on_requests` from a thread of this process."""
     stop = threading.Event()
 
     def relay() -> None:
         while not stop.is_set():
             try:
-                count = counts.get(timeout=0.2)
+                count, phase = counts.get(timeout=0.2)
             except queue_module.Empty:
                 continue
             except (EOFError, OSError):
                 return
             if on_requests is not None:
-                on_requests(count)
+                on_requests(count, phase)
 
     thread = threading.Thread(target=relay, name="enginy-engine-progress", daemon=True)
     thread.start()

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["DEFAULT_API_KEY_HEADER", "Profile", "RunSettings"]
+__all__ = ["DEFAULT_API_KEY_HEADER", "ColorChoice", "Profile", "RunSettings"]
 
 Profile = Literal["quick", "full"]
+ColorChoice = Literal["auto", "always", "never"]
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 
 
@@ -38,4 +39,6 @@ class RunSettings:
     update_baseline: bool = False
     dry_run: bool = False
     workers: int = 1  # Schemathesis threads in one process (the partitioned pass uses processes instead)
+    # How the terminal shows the run (conformance.terminal); the runner and the reports do not read it.
+    color: ColorChoice = "auto"
     tag: str = "enginy-conformance"  # prefix of every record the run creates, so it can be cleaned up

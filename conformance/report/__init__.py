@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.report._common import ENV_KEY, curl_command, scrub_settings
+from conformance.report._common import ENV_KEY, curl_command, group_of, key_header, ordered, scrub_settings
 from conformance.report._html import render_html, write_html
 from conformance.report._json import FORMAT, REPORT_SCHEMA_PATH, VERSION, to_document, write_json
 from conformance.report._junit import write_junit
@@ -29,6 +29,9 @@ __all__ = [
     "REPORT_SCHEMA_PATH",
     "VERSION",
     "curl_command",
+    "group_of",
+    "key_header",
+    "ordered",
     "render_html",
     "render_markdown",
     "to_document",
