@@ -71,6 +71,7 @@ from enginy_spec import Catalogue, Rule, UnknownRuleError, load_catalogue
 
 __all__ = [
     "MARKS",
+    "SCRIPTED_STAGE",
     "LineObserver",
     "Progress",
     "RunObserver",

@@ -365,7 +365,7 @@ class Terminal:
             )
         if passed:
             table.add_row(
-                Text(f"{passed} rules passed", style=_STYLES["passed"]),
+                Text(f"{passed} {'rule' if passed == 1 else 'rules'} passed", style=_STYLES["passed"]),
                 "",
                 Text(f"{MARKS['passed']} passed", style=_STYLES["passed"]),
                 Text("-v lists them", style="dim"),

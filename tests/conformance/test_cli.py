@@ -152,7 +152,7 @@ def test_run_against_a_conformant_server_exits_0_and_writes_reports(fake_crm, tm
         "AUTH-401-NOT-403",
     )
     assert result.exit_code == 0, result.output
-    assert "✓ HEALTH-OK" in result.output and "✓ TASK-CREATE-RETURNS-ID" in result.output
+    assert "3 rules passed" in result.output and "HEALTH-OK" not in result.output  # collapsed, not listed
     assert "PASSED: every selected MUST rule was judged and holds" in result.output
     assert "key from ENGINY_API_KEY" in result.output
     assert (tmp_path / "r" / "report.json").is_file()
@@ -278,7 +278,8 @@ def test_200_with_non_json_everywhere_is_a_clean_verdict(hostile, answer, tmp_pa
     result = invoke("run", "--base-url", server.url, "--report-dir", str(tmp_path))
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "Internal error" not in result.output
-    assert "✓ HEALTH-OK" in result.output and "✗ TASK-CREATE-RETURNS-ID" in result.output
+    assert "✗ TASK-CREATE-RETURNS-ID (MUST, failed)" in result.output  # its block
+    assert "HEALTH-OK" not in result.output  # passed: in the "N rules passed" row
 
 
 def test_a_10_mb_answer_everywhere_is_a_clean_verdict_in_bounded_time(hostile, tmp_path):
@@ -384,7 +385,7 @@ def test_a_crm_whose_health_is_missing_is_still_judged(fake_crm, tmp_path):
         str(tmp_path),
     )
     assert result.exit_code == 1, result.output
-    assert "✗ HEALTH-OK" in result.output and "✓ TASK-CREATE-RETURNS-ID" in result.output
+    assert "✗ HEALTH-OK (MUST, failed)" in result.output and "1 rule passed" in result.output
 
 
 # --- the key never appears -------------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def test_as_a_real_subprocess(fake_crm, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "✓ TASK-CREATE-RETURNS-ID" in done.stdout
+    assert "3 rules passed" in done.stdout and "PASSED:" in done.stdout
     assert CANARY not in done.stdout + done.stderr
 
 
@@ -480,13 +481,13 @@ def test_ctrl_c_exits_130_and_writes_reports_marked_interrupted_with_what_was_cr
         stderr=subprocess.PIPE,
         text=True,
     )
-    # Stop it once the first rules are judged (their lines printed) and while others still run.
+    # Stop it once the scripted checks are under way and the mock has answered some of their requests
+    # (HEALTH-OK's first among them), while the rest still runs.
     assert process.stdout is not None
-    lines = []
-    while len([line for line in lines if line[:1] in "✓✗!-"]) < 3:
-        line = process.stdout.readline()
-        assert line, "".join(lines) + process.stderr.read()
-        lines.append(line)
+    lines = [process.stdout.readline() for _ in range(2)]
+    assert lines[-1].startswith("▸ scripted checks:"), "".join(lines) + process.stderr.read()
+    while len(json.loads(slow.admin("GET", "/__admin/journal?limit=100")[1])["entries"]) < 30:
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, out + err

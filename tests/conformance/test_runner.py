@@ -10,10 +10,18 @@ from dataclasses import replace
 import pytest
 
 from conformance.checks import CHECKS
-from conformance.client import Client
 from conformance.errors import TransportError, UsageError
 from conformance.results import Evidence, fold
-from conformance.runner import Progress, describe_plan, plan_run, run, share_pass_time, summary_table
+from conformance.runner import (
+    SCRIPTED_STAGE,
+    LineObserver,
+    Progress,
+    describe_plan,
+    plan_run,
+    run,
+    share_pass_time,
+    summary_table,
+)
 from conformance.settings import RunSettings
 from enginy_spec import load_catalogue
 
@@ -196,15 +204,24 @@ def test_the_summary_table(fake_crm, judge):
 
 
 def test_progress_tells_requests_done_of_planned_and_the_time_left() -> None:
-    lines: list[str] = []
-    progress = Progress(lines.append, planned=100, started=0.0)
-    client = Client(base_url="http://x", api_key=KEY)
-    progress.start(client)
-    progress.stop()  # no thread needed: the line is asked for at given moments
+    seen: list[str] = []
+    progress = Progress(LineObserver(seen.append), started=0.0)
+    progress.plan(SCRIPTED_STAGE, "scripted checks", 100, rules=3)
+    progress.begin(SCRIPTED_STAGE)
     assert progress.line(now=5.0) == "… 0 of about 100 requests in 5 s"
-    progress.count(25)
+    progress.count(25, SCRIPTED_STAGE)
     assert progress.line(now=10.0) == "… 25 of about 100 requests in 10 s; about 30 s left"
-    progress.plan_more(50)  # the generated pass adds its estimate once it starts
+    progress.plan("coverage", "Schemathesis coverage", 50)  # each phase adds its estimate
     assert progress.line(now=10.0) == "… 25 of about 150 requests in 10 s; about 50 s left"
-    progress.count(200)  # more than planned: never "-10 s left"
+    progress.count(200, "coverage")  # more than planned: never "-10 s left"; the phase starts with it
     assert progress.line(now=20.0) == "… 225 of about 225 requests in 20 s; finishing"
+    progress.plan("fuzzing", "Schemathesis fuzzing", 40)
+    progress.end("fuzzing", skipped="The Schemathesis pass was turned off.")
+    stages = {stage.key: stage for stage in progress.stages}
+    assert [stages[key].state for key in (SCRIPTED_STAGE, "coverage", "fuzzing")] == [
+        "running",
+        "running",
+        "skipped",
+    ]
+    assert stages["fuzzing"].note == "The Schemathesis pass was turned off."
+    progress.stop()
