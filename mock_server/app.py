@@ -107,10 +107,14 @@ def create_app(
     store: Store | None = None,
     clock: Clock = utc_now,
     ids: IdSource = uuid_ids,
+    journal: Journal | None = None,
+    faults: FaultState | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the mock. Raises MisconfigurationError (FaultSpecError, SeedError) for bad fault names or seeds.
 
-    The store is the caller's to close; a MemoryStore is made when none is given.
+    The store is the caller's to close; a MemoryStore is made when none is given. ``journal`` and
+    ``faults`` default to process memory, built from the config; ``--workers`` passes the shared ones
+    (``mock_server.shared``), already holding the config's faults.
     """
     validators = Validators()
     rt = Runtime(
@@ -118,9 +122,11 @@ def create_app(
         store=store if store is not None else MemoryStore(),
         clock=clock,
         ids=ids,
-        faults=FaultState(parse_faults(config.fault_specs), seed=config.fault_seed),
+        faults=faults
+        if faults is not None
+        else FaultState(parse_faults(config.fault_specs), seed=config.fault_seed),
         validators=validators,
-        journal=Journal(config.journal_size),
+        journal=journal if journal is not None else Journal(config.journal_size),
         initial_records=initial_records(config, validators, ids),
     )
     rt.restore_initial_records()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import os
+import resource
 import secrets
+import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -22,8 +27,10 @@ from mock_server.errors import MisconfigurationError
 from mock_server.faults import FAULTS, Fault, parse_faults
 from mock_server.journal import redact
 from mock_server.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
-from mock_server.serving import MockServer
+from mock_server.serving import ConnectionLimits, MockServer, bind_sockets
+from mock_server.shared import SharedFaultState, SharedJournal, StateFile
 from mock_server.storage import MemoryStore, SqliteStore, Store
+from mock_server.workers import supervise
 
 __all__ = ["cli", "fault_catalogue", "main", "resolve_settings"]
 
@@ -308,6 +315,46 @@ def _open_store(db: Path | None) -> Store:
     help="waitress worker threads.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="ENGINY_MOCK_WORKERS",
+    show_envvar=True,
+    help="Processes serving the one port, sharing records, journal and faults through SQLite "
+    "(--db, or a temporary file removed on exit). 1 keeps everything in this process.",
+)
+@click.option(
+    "--connection-limit",
+    type=click.IntRange(min=1),
+    default=ConnectionLimits.connection_limit,
+    show_default=True,
+    envvar="ENGINY_MOCK_CONNECTION_LIMIT",
+    show_envvar=True,
+    help="Open connections per worker; past it new clients wait until one closes.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ConnectionLimits.request_timeout,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="ENGINY_MOCK_REQUEST_TIMEOUT",
+    show_envvar=True,
+    help="A connection that has not sent a whole request this long after opening (or after the "
+    "first byte of a later one) is closed: idle or slow sockets cannot lock clients out.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.IntRange(min=1),
+    default=ConnectionLimits.idle_timeout,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="ENGINY_MOCK_IDLE_TIMEOUT",
+    show_envvar=True,
+    help="A keep-alive connection idle this long between requests is closed.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(_LOG_LEVELS),
     default="info",
@@ -355,6 +402,10 @@ def cli(
     max_body_bytes: int,
     no_users: bool,
     threads: int,
+    workers: int,
+    connection_limit: int,
+    request_timeout: float,
+    idle_timeout: int,
     log_level: str,
     scenario_path: Path | None,
     report_path: Path | None,
@@ -377,6 +428,7 @@ def cli(
     Example:
       enginy-mock --port 0 --api-key test-key
       enginy-mock --api-key test-key --db mock.db --fault TASK-BATCH-ROUTE --fault latency:ms=200
+      enginy-mock --api-key test-key --workers 2 --request-timeout 5
       enginy-mock --api-key test-key --scenario examples/scenarios/slow-and-flaky.yaml
       enginy-mock --api-key test-key --from-report reports/report.json
       enginy-mock --list-faults --json
@@ -412,6 +464,32 @@ def cli(
         # Support reads these lines to know what the mock is doing wrong on purpose.
         click.echo(f"{PROG} fault: {selection} ({_first_sentence(selection.fault.description)})", err=True)
     _configure_logging(log_level, config.secrets)
+    limits = ConnectionLimits(
+        connection_limit=connection_limit, request_timeout=request_timeout, idle_timeout=idle_timeout
+    )
+    _raise_file_limit(limits.connection_limit)
+    if not _is_loopback(host):
+        # Where these limits matter most: anyone on the network can now open connections.
+        click.echo(
+            f"{PROG}: warning: --host {host} is not a loopback address: anyone who can reach port "
+            f"{port} can call this mock and hold its connections (at most {limits.connection_limit} "
+            f"per worker, each closed {limits.request_timeout:g} s after opening without a whole request)",
+            err=True,
+        )
+    shown_token = token if generated_token else None
+    if workers > 1:
+        _serve_workers(
+            config,
+            db,
+            host=host,
+            port=port,
+            threads=threads,
+            workers=workers,
+            limits=limits,
+            generated_token=shown_token,
+        )
+        click.echo(f"{PROG} stopped")
+        return
     store = _open_store(db)
     try:
         try:
@@ -420,14 +498,116 @@ def cli(
             _usage(str(ex))
         try:
             server = MockServer(
-                app, host=host, port=port, threads=threads, max_body_bytes=config.max_body_bytes
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                max_body_bytes=config.max_body_bytes,
+                limits=limits,
             )
         except OSError as ex:
             _usage(f"cannot listen on {host}:{port}: {ex.strerror or ex}.")
-        _serve(server, token if generated_token else None)
+        _serve(server, shown_token)
     finally:
         store.close()
     click.echo(f"{PROG} stopped")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may well be reachable from outside
+
+
+def _raise_file_limit(connection_limit: int) -> None:
+    """Let the process hold ``connection_limit`` sockets: raise the soft limit on open files if low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connection_limit + 64  # the listeners, the trigger pipe, SQLite files, logs
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if ceiling > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
+def _serve_workers(
+    config: MockConfig,
+    db: Path | None,
+    *,
+    host: str,
+    port: int,
+    threads: int,
+    workers: int,
+    limits: ConnectionLimits,
+    generated_token: str | None,
+) -> None:
+    """Serve with ``workers`` processes on one port (see mock_server.workers and mock_server.shared)."""
+    state_dir = Path(tempfile.mkdtemp(prefix="enginy-mock-"))
+    try:
+        if db is None:
+            # Nobody keeps it, so no fsync per write: it dies with the run.
+            store: SqliteStore = SqliteStore(state_dir / "records.db", durable=False)
+        else:
+            opened = _open_store(db)
+            assert isinstance(opened, SqliteStore)
+            store = opened
+        state = StateFile(state_dir / "state.db")
+        try:
+            journal = SharedJournal(state, config.journal_size)
+            faults = SharedFaultState(state, parse_faults(config.fault_specs), seed=config.fault_seed)
+            try:
+                app = create_app(config, store=store, journal=journal, faults=faults)
+            except MisconfigurationError as ex:
+                _usage(str(ex))
+            try:
+                sockets = bind_sockets(host, port, backlog=limits.backlog)
+            except (OSError, ValueError) as ex:
+                reason = ex.strerror if isinstance(ex, OSError) and ex.strerror else ex
+                _usage(f"cannot listen on {host}:{port}: {reason}.")
+            # No SQLite connection may cross fork(): each worker opens its own on first use.
+            store.disconnect()
+            state.disconnect()
+            supervisor = os.getpid()
+
+            def serve(index: int) -> None:
+                server = MockServer(
+                    app,
+                    threads=threads,
+                    max_body_bytes=config.max_body_bytes,
+                    limits=limits,
+                    sockets=sockets,
+                    parent_pid=supervisor,
+                )
+                _serve(server, None, announce=False)
+
+            host_shown, port_shown = sockets[0].getsockname()[:2]
+            url = (
+                f"http://[{host_shown}]:{port_shown}"
+                if ":" in host_shown
+                else f"http://{host_shown}:{port_shown}"
+            )
+
+            def started(pids: list[int]) -> None:
+                click.echo(f"{PROG} listening on {url}")
+                sys.stdout.flush()
+                click.echo(f"{PROG} workers: {len(pids)} (pids {' '.join(map(str, pids))})", err=True)
+                if generated_token is not None:
+                    click.echo(f"{PROG} admin token: {generated_token}", err=True)
+
+            code = supervise(
+                workers, serve, started=started, report=lambda line: click.echo(f"{PROG}: {line}", err=True)
+            )
+            for sock in sockets:
+                sock.close()
+            if code:
+                raise SystemExit(code)
+        finally:
+            store.close()
+            state.disconnect()
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _print_version(ctx: click.Context) -> None:
@@ -441,14 +621,15 @@ def _first_sentence(text: str) -> str:
     return head.rstrip(".") if dot else flat.rstrip(".")
 
 
-def _serve(server: MockServer, generated_token: str | None) -> None:
+def _serve(server: MockServer, generated_token: str | None, *, announce: bool = True) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        click.echo(f"{PROG} listening on {server.url}")
-        sys.stdout.flush()
+        if announce:  # a worker of --workers does not: its supervisor says it once for all
+            click.echo(f"{PROG} listening on {server.url}")
+            sys.stdout.flush()
         if generated_token is not None:
             click.echo(f"{PROG} admin token: {generated_token}", err=True)
         server.serve_forever()

@@ -158,32 +158,61 @@ _CHUNK = 500
 class SqliteStore:
     """Records as JSON rows in one SQLite table.
 
-    One connection behind one lock: waitress threads take turns, which is plenty for a mock and
-    rules out SQLITE_BUSY. Durability: WAL journal with ``synchronous=FULL``, so the WAL is fsynced
+    One connection per process behind one lock: waitress threads take turns, which is plenty for a
+    mock. Several processes (``enginy-mock --workers N``) share the file: WAL lets readers run beside
+    the one writer, every write is a ``BEGIN IMMEDIATE`` transaction (so concurrent writers queue on
+    the busy timeout instead of failing), and a read outside a transaction sees every commit made
+    before it, in whichever process. Durability: WAL with ``synchronous=FULL``, so the WAL is fsynced
     at every commit and an acknowledged write survives not only ``kill -9`` (for which NORMAL would
-    do) but also a power cut. Each write method is one transaction committed before it returns.
+    do) but also a power cut. ``durable=False`` (a temporary file deleted on exit) skips the fsync.
+    Each write method is one transaction committed before it returns.
+
+    A SQLite connection must not cross ``fork()``: ``disconnect()`` closes it, and the next call
+    opens a fresh one in whichever process makes it.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = True) -> None:
         self.path = Path(path)
+        self._durable = durable
         self._lock = threading.Lock()
-        # check_same_thread=False: the lock above, not the thread, guards the connection.
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves so that each method is one transaction.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        with self._lock:
+            self._db.execute(_SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This process's connection, opened on first use (call with the lock held)."""
+        if self._conn is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed store.")
+            # check_same_thread=False: the lock, not the thread, guards the connection.
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves so that each method is one
+            # transaction. timeout: how long a writer waits for another process's write to finish.
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+            self._conn = conn
+        return self._conn
+
+    def disconnect(self) -> None:
+        """Close this process's connection (before ``fork()``); the next call opens a new one."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
     @staticmethod
     def _key(record_id: str) -> str:
@@ -258,4 +287,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

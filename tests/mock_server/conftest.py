@@ -22,6 +22,7 @@ import falcon.testing
 import pytest
 
 from mock_server import MemoryStore, MockConfig, MockServer, Store, create_app
+from mock_server.serving import ConnectionLimits
 
 API_KEY = "test-key-0123"
 ADMIN_TOKEN = "admin-token-0123"
@@ -186,9 +187,9 @@ class Live:
 
 
 @contextmanager
-def serving(app: Any, *, threads: int = 4) -> Iterator[MockServer]:
+def serving(app: Any, *, threads: int = 4, limits: ConnectionLimits | None = None) -> Iterator[MockServer]:
     """Serve ``app`` with the mock's waitress integration on a free port, in a background thread."""
-    server = MockServer(app, host="127.0.0.1", port=0, threads=threads)
+    server = MockServer(app, host="127.0.0.1", port=0, threads=threads, limits=limits)
     thread = threading.Thread(target=server.serve_forever, name="mock-server", daemon=True)
     thread.start()
     try:
@@ -204,9 +205,9 @@ def make_live(make_mock: MockFactory) -> Iterator[Callable[..., Live]]:
     """Serve a mock built like ``make_mock(**overrides)``; stopped at the end of the test."""
     stack: list[Any] = []
 
-    def build(*, threads: int = 4, **overrides: Any) -> Live:
+    def build(*, threads: int = 4, limits: ConnectionLimits | None = None, **overrides: Any) -> Live:
         built = make_mock(**overrides)
-        context = serving(built.app, threads=threads)
+        context = serving(built.app, threads=threads, limits=limits)
         server = context.__enter__()
         stack.append(context)
         return Live(mock=built, server=server)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import http.client
 import json
 import os
 import re
@@ -11,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +26,7 @@ from mock_server.cli import cli
 from mock_server.faults import FAULTS
 
 CANARY = "canary-key-7f3a9c"
-LISTENING = re.compile(r"^enginy-mock listening on (http://127\.0\.0\.1:(\d+))$")
+LISTENING = re.compile(r"^enginy-mock listening on (http://([\d.]+):(\d+))$")
 
 
 def run(*args: str, env: dict[str, str] | None = None):
@@ -138,8 +142,13 @@ class Running:
         return self.proc.returncode, out, err
 
 
-def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Running:
-    """Start ``python -m mock_server`` and wait for its one listening line."""
+def start(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, session: bool = False
+) -> Running:
+    """Start ``python -m mock_server`` and wait for its one listening line.
+
+    ``session``: in a process group of its own, so that a test can kill every process of the mock.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "mock_server", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -147,6 +156,7 @@ def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
         text=True,
         env={**os.environ, **(env or {})},
         cwd=cwd,
+        start_new_session=session,
     )
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
@@ -173,6 +183,8 @@ def running():
         if mock.proc.poll() is None:
             mock.proc.kill()
             mock.proc.communicate()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(mock.proc.pid, signal.SIGKILL)  # workers of a mock started in its own session
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -189,7 +201,7 @@ def test_a_run_prints_one_line_serves_and_stops_cleanly_without_leaking_the_key(
     assert out == "enginy-mock stopped\n"  # after the listening line, which start() consumed
     assert "GET /health -> 200 (ok)" in err and "auth: wrong key" in err
     assert CANARY not in out + err and "admin-secret-1" not in out + err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "warning" not in err  # loopback: nothing to warn about
 
 
 def test_the_version_names_the_package_the_spec_and_schemathesis():
@@ -244,9 +256,21 @@ def test_seed_data_is_loaded_at_start(running, tmp_path):
     assert mock.api("GET", "/users") == (200, [])
 
 
-def test_acknowledged_sqlite_writes_survive_kill_9(running, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["1 worker", "2 workers"])
+def test_acknowledged_sqlite_writes_survive_kill_9(running, tmp_path, workers):
     db = tmp_path / "mock.db"
-    first = running("--api-key", CANARY, "--db", str(db), "--admin-token", "adm-token-1")
+    # Its own session: kill -9 reaches every process of the mock at once, workers included.
+    first = running(
+        "--api-key",
+        CANARY,
+        "--db",
+        str(db),
+        "--admin-token",
+        "adm-token-1",
+        "--workers",
+        workers,
+        session=True,
+    )
     task_ids = [first.api("POST", "/tasks", {"subject": f"task {n}"})[1]["id"] for n in range(20)]
     completed = first.api("PATCH", f"/tasks/{task_ids[0]}", {"completed": True})[1]
     first.api("PATCH", "/tasks/batch", {"ids": task_ids[1:3], "completed": True})
@@ -261,11 +285,13 @@ def test_acknowledged_sqlite_writes_survive_kill_9(running, tmp_path):
     )
     activity = first.api("POST", "/activities", {"type": "EMAIL", "subject": "[1/3] x"})[1]
     assert link[1]["created"] == 1
-    first.proc.kill()  # SIGKILL: no shutdown code runs
+    os.killpg(first.proc.pid, signal.SIGKILL)  # no shutdown code runs, in any process
     first.proc.communicate(timeout=10)
     assert first.proc.returncode == -signal.SIGKILL
 
-    second = running("--api-key", CANARY, "--db", str(db), "--admin-token", "adm-token-1")
+    second = running(
+        "--api-key", CANARY, "--db", str(db), "--admin-token", "adm-token-1", "--workers", workers
+    )
     tasks = second.api("POST", "/tasks/batch", {"ids": task_ids})[1]
     assert [task["id"] for task in tasks] == task_ids
     assert tasks[0] == completed
@@ -283,6 +309,139 @@ def test_acknowledged_sqlite_writes_survive_kill_9(running, tmp_path):
             {"associations": [{"contactCRMId": contact_id, "companyCRMId": company_id}]},
         )[1]["created"]
         == 0
+    )
+
+
+def test_a_host_beyond_loopback_gets_one_warning_line_naming_the_limits(running):
+    mock = running("--api-key", CANARY, "--host", "0.0.0.0", "--request-timeout", "7")
+    mock.url = mock.url.replace("0.0.0.0", "127.0.0.1")
+    assert mock.api("GET", "/health") == (200, {"status": "ok"})
+    code, _, err = mock.stop()
+    assert code == 0
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert warning.startswith("enginy-mock: warning: --host 0.0.0.0 is not a loopback address: ")
+    assert "at most 1000 per worker" in warning and "closed 7 s after opening" in warning
+
+
+# --- --workers: several processes, one port, one state -----------------------------------------------
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="telling the workers apart needs Linux's /proc"
+)
+
+
+def workers_of(mock: Running) -> list[int]:
+    pid = mock.proc.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def answering_worker(worker_pids: list[int], server_port: int) -> dict[int, int]:
+    """Client port -> the worker holding the server side of that open connection (from /proc)."""
+    owner = {}
+    for pid in worker_pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # an fd closed while we look
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[len("socket:[") : -1]] = pid
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            _, local, remote, state, *_, inode = line.split()[:10]
+            established = state == "01"
+            if established and int(local.rsplit(":", 1)[1], 16) == server_port and inode in owner:
+                found[int(remote.rsplit(":", 1)[1], 16)] = owner[inode]
+    return found
+
+
+def exchange(conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None):
+    sent = {"X-API-Key": CANARY, **(headers or {})}
+    if body is not None:
+        sent["Content-Type"] = "application/json"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=sent)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read() or b"null")
+
+
+@needs_proc
+def test_two_workers_share_one_port_and_each_sees_every_write_at_once(running, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    mock = running(
+        "--api-key", CANARY, "--admin-token", "adm-token-1", "--workers", "2", env={"TMPDIR": str(temp)}
+    )
+    workers = workers_of(mock)
+    assert len(workers) == 2
+    _, host, port = LISTENING.match(f"enginy-mock listening on {mock.url}").groups()
+    admin = {"X-Admin-Token": "adm-token-1"}
+    writer = http.client.HTTPConnection(host, int(port), timeout=10)
+    status, task = exchange(writer, "POST", "/tasks", {"subject": "written once"})
+    assert status == 201
+    # Fresh connections, kept open so that /proc shows which worker holds each one.
+    readers = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(40)]
+    assert all(exchange(conn, "GET", f"/tasks/{task['id']}") == (200, task) for conn in readers)
+    served_by = answering_worker(workers, int(port))
+    assert {served_by[conn.sock.getsockname()[1]] for conn in readers} == set(workers)
+
+    # Admin state is one state: a fault switched on through one worker bends the answers of both...
+    status, _ = exchange(writer, "PUT", "/__admin/faults", {"faults": ["TASK-GET-UNKNOWN"]}, admin)
+    assert status == 200
+    assert {exchange(conn, "GET", "/tasks/task-none")[0] for conn in readers} == {200}
+    # ...every worker shows the one journal of both...
+    journals = [
+        exchange(conn, "GET", "/__admin/journal", headers=admin)[1]["entries"] for conn in readers[:8]
+    ]
+    assert all(journal == journals[0] for journal in journals) and len(journals[0]) == 81
+    # ...and a reset through one worker empties the records for both.
+    assert exchange(writer, "POST", "/__admin/reset", headers=admin)[0] == 200
+    exchange(writer, "PUT", "/__admin/faults", {"faults": []}, admin)
+    assert {exchange(conn, "GET", f"/tasks/{task['id']}")[0] for conn in readers} == {404}
+    for conn in [writer, *readers]:
+        conn.close()
+
+    code, out, err = mock.stop()
+    assert (code, out) == (0, "enginy-mock stopped\n")  # the listening line was printed once
+    assert f"enginy-mock workers: 2 (pids {workers[0]} {workers[1]})" in err and "Traceback" not in err
+    assert list(temp.iterdir()) == []  # the temporary store and state are gone
+
+
+def test_two_workers_x_8_threads_x_200_creates_give_1600_distinct_readable_tasks(running):
+    mock = running("--api-key", CANARY, "--workers", "2", "--log-level", "warning")
+    _, host, port = LISTENING.match(f"enginy-mock listening on {mock.url}").groups()
+    ids: list[list[str]] = [[] for _ in range(8)]
+
+    def work(slot: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        for n in range(200):
+            status, task = exchange(conn, "POST", "/tasks", {"subject": f"{slot}-{n}"})
+            assert status == 201, task
+            ids[slot].append(task["id"])
+        conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))  # re-raises a failed assertion here
+    flat = [task_id for chunk in ids for task_id in chunk]
+    assert len(flat) == len(set(flat)) == 1600
+    status, tasks = mock.api("POST", "/tasks/batch", {"ids": flat})
+    assert status == 200 and [task["id"] for task in tasks] == flat
+    assert {task["subject"] for task in tasks} == {f"{s}-{n}" for s in range(8) for n in range(200)}
+
+
+@needs_proc
+def test_a_worker_that_dies_is_reported_and_replaced_and_nothing_is_lost(running):
+    mock = running("--api-key", CANARY, "--workers", "2")
+    _, task = mock.api("POST", "/tasks", {"subject": "outlives a worker"})
+    victim = workers_of(mock)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while victim in workers_of(mock) or len(workers_of(mock)) != 2:
+        assert time.monotonic() < deadline, "the dead worker was not replaced"
+        time.sleep(0.05)
+    assert all(mock.api("GET", f"/tasks/{task['id']}") == (200, task) for _ in range(10))
+    code, _, err = mock.stop()
+    assert code == 0
+    assert re.search(
+        rf"^enginy-mock: worker \d \(pid {victim}\) was killed by SIGKILL; started another$", err, re.M
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from mock_server import MemoryStore, MockConfig, MockServer, SqliteStore, create_app
 from mock_server.runtime import uuid_ids
+from mock_server.serving import ConnectionLimits
 
 KEY = "test-key-0123"
 
@@ -117,6 +118,52 @@ def test_a_chunked_body_over_the_limit_is_413(make_live):
     )
     status, _, body = raw_exchange(live, data)
     assert status == 413 and json.loads(body)["error"] == "Payload too large"
+
+
+# --- idle and slow sockets ---------------------------------------------------------------------------
+
+
+def _slow_sockets(live, count: int) -> list[socket.socket]:
+    """Connections that began a request and send its head one header line at a time (slowloris)."""
+    opened = []
+    for _ in range(count):
+        sock = socket.create_connection((live.server.host, live.server.port), timeout=5)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        opened.append(sock)
+    return opened
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    try:
+        sock.sendall(b"X-More: 1\r\n")
+        sock.settimeout(0.05)
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:  # reset: closed all the same
+        return True
+
+
+def test_200_slow_header_sockets_neither_lock_a_client_out_nor_outlive_the_request_deadline(make_live):
+    live = make_live(limits=ConnectionLimits(request_timeout=1.0))
+    kept_alive = live.connection()
+    assert live.request("GET", "/health", connection=kept_alive).status == 200
+    slow = _slow_sockets(live, 200)
+    silent = socket.create_connection((live.server.host, live.server.port), timeout=5)
+    try:
+        for _ in range(5):  # during the attack, fresh clients are answered at once
+            started = time.perf_counter()
+            assert live.request("GET", "/health").status == 200
+            assert time.perf_counter() - started < 2
+        time.sleep(1.8)  # the deadline (1 s) plus the sweep's period (0.5 s), with room to spare
+        assert all(_closed_by_server(sock) for sock in slow)
+        assert silent.recv(1) == b""  # a connection that never sent a byte is closed too
+        # A keep-alive connection idle between requests is not held to the deadline (only to the
+        # idle timeout): pooled clients keep their connections.
+        assert live.request("GET", "/health", connection=kept_alive).status == 200
+    finally:
+        for sock in [*slow, silent, kept_alive]:
+            sock.close()
 
 
 # --- hostile input ----------------------------------------------------------------------------------
