@@ -6,21 +6,35 @@ own process, seeds 10,000 tasks through the admin API, then drives each scenario
 installed (``apt-get install -y wrk``) or else with a small Python client (threads with keep-alive
 connections; on a 2-core box it is itself the bottleneck, so its numbers are a floor).
 
+With ``--against-prism`` it also starts Stoplight Prism on the same spec, in static mode (answers
+from the spec's examples) and in dynamic mode (``-d``, answers generated from the schemas), sends
+both the same request mix, and prints each mock row as a ratio of Prism's and of the bare ceiling.
+It installs nothing: Prism is taken from ``--prism PATH``, else ``prism`` on PATH, else
+``node_modules/.bin/prism`` under the working directory (``npm install @stoplight/prism-cli``); when
+none is there it says so and measures the mock alone.
+
+Before the load, it measures the service time of large batches in process (the app called as a
+WSGI callable, no sockets): 100, 1,000 and 10,000 ids, to show the cost is linear in the ids.
+
 Usage::
 
     python bench/mock_load.py                      # wrk if present, 10 s per scenario
     python bench/mock_load.py --client python      # force the Python client
     python bench/mock_load.py --duration 5 --connections 16 --markdown
+    python bench/mock_load.py --against-prism --prism /work/prism/node_modules/.bin/prism
+    python bench/mock_load.py --against-prism --workers 2   # passes --workers 2 to enginy-mock
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +50,9 @@ API_KEY = "bench-key-0123"
 ADMIN_TOKEN = "bench-admin-0123"
 SEEDED = 10_000
 LISTENING = re.compile(r"listening on (http://([\d.]+):(\d+))")
+# The scenarios Prism is sent too (it keeps no state, so the 10,000-id batches would only measure
+# its example answer again).
+SHARED = ("GET /health", "POST /tasks (create)", "GET /tasks/{id}", "POST /tasks/batch, 100 ids")
 
 
 @dataclass(frozen=True)
@@ -71,18 +88,66 @@ def _serve_bare(port: int) -> None:
 
 
 @contextmanager
-def _process(args: list[str]) -> Iterator[str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _process(args: list[str], *, startup_s: float = 60) -> Iterator[str]:
+    """Start a server, wait for its "listening on URL" line (Prism prints others first), yield the URL.
+
+    Its output is drained by a thread afterwards: a server blocked on a full pipe stops answering.
+    """
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = LISTENING.search(line)
+        stdout = proc.stdout
+        found: list[str] = []
+        seen: list[str] = []
+
+        def read() -> None:
+            for line in stdout:
+                if not found:
+                    seen.append(line)
+                    match = LISTENING.search(line)
+                    if match:
+                        found.append(match.group(1))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + startup_s
+        while not found and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         if not found:
-            raise RuntimeError(f"server did not start: {line!r}")
-        yield found.group(1)
+            raise RuntimeError(f"{args[0]} did not start: {''.join(seen)[-500:]!r}")
+        yield found[0]
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_prism(explicit: str | None) -> str | None:
+    """Prism's executable: --prism PATH, else on PATH, else node_modules/.bin under the working dir."""
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    found = shutil.which("prism")
+    if found:
+        return found
+    local = Path("node_modules/.bin/prism")
+    return str(local.resolve()) if local.is_file() else None
+
+
+def _prism_command(prism: str, *, dynamic: bool) -> list[str]:
+    from enginy_spec import OPENAPI_PATH
+
+    command = [prism, "mock", "-h", "127.0.0.1", "-p", str(_free_port()), str(OPENAPI_PATH)]
+    return [*command, "-d"] if dynamic else command
 
 
 def _call(
@@ -141,7 +206,19 @@ def _ms(text: str) -> float:
 
 def _run_wrk(url: str, scenario: Scenario, duration: int, connections: int, folder: Path) -> Outcome:
     script = _lua(scenario, folder)
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    # --timeout 30s: a 10,000-id batch queued behind 15 others takes over wrk's default 2 s.
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     output = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=duration + 120
     ).stdout
@@ -185,12 +262,97 @@ def _run_python(url: str, scenario: Scenario, duration: int, connections: int) -
     )
 
 
+def service_times(sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> list[tuple[str, int, float]]:
+    """Median in-process service time of batch get and batch complete for each size (ms).
+
+    Timed as CPU time of this process (``time.process_time``), not wall time: on a shared 2-core box
+    wall time mostly measures the neighbours, and the call is single-threaded, so its CPU time is the
+    time it would take on an idle core.
+    """
+    import falcon.testing
+
+    from mock_server import MockConfig, create_app
+
+    app = create_app(MockConfig(api_keys=(API_KEY,), admin_token=ADMIN_TOKEN))
+    ids = [f"task-bench-{n:05d}" for n in range(max(sizes))]
+    seed = {"tasks": [{"id": i, "subject": f"Seeded task {n}", "type": "call"} for n, i in enumerate(ids)]}
+
+    def call(method: str, path: str, body: bytes, headers: dict[str, str]) -> str:
+        environ = falcon.testing.create_environ(
+            path=path, method=method, body=body, headers={"Content-Type": "application/json", **headers}
+        )
+        status: list[str] = []
+        b"".join(app(environ, lambda code, _headers, _exc=None: status.append(code)))  # type: ignore[arg-type]
+        return status[0]
+
+    assert call("POST", "/__admin/seed", json.dumps(seed).encode(), {"X-Admin-Token": ADMIN_TOKEN})[0] == "2"
+    results = []
+    for label, method, extra in (
+        ("POST /tasks/batch", "POST", {}),
+        ("PATCH /tasks/batch", "PATCH", {"completed": True}),
+    ):
+        for size in sizes:
+            body = json.dumps({"ids": ids[:size], **extra}).encode()
+            rounds = max(5, 20_000 // size)
+            timings = []
+            for _ in range(rounds):
+                started = time.process_time()
+                status = call(method, "/tasks/batch", body, {"X-API-Key": API_KEY})
+                timings.append((time.process_time() - started) * 1000)
+                assert status.startswith("200"), status
+            results.append((label, size, statistics.median(timings)))
+    return results
+
+
+def _drive(
+    client: str,
+    url: str,
+    scenario: Scenario,
+    args: argparse.Namespace,
+    folder: Path,
+    *,
+    duration: int | None = None,
+) -> Outcome:
+    seconds = duration or args.duration
+    if client == "wrk":
+        return _run_wrk(url, scenario, seconds, args.connections, folder)
+    return _run_python(url, scenario, seconds, args.connections)
+
+
+def _line(target: str, outcome: Outcome) -> str:
+    rate = f"{outcome.requests_per_second:>9.1f} req/s"
+    latency = f"p50 {outcome.p50_ms:>8.2f} ms  p99 {outcome.p99_ms:>8.2f} ms"
+    return f"{target:<14} {outcome.scenario.name:<34} {rate}  {latency}  non-2xx {outcome.non_2xx}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="seconds of load before each scenario, not measured (Prism's JIT needs it)",
+    )
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument(
+        "--against-prism",
+        action="store_true",
+        help="also measure Prism (static and dynamic) on the same spec",
+    )
+    parser.add_argument(
+        "--prism", metavar="PATH", help="Prism's executable (default: on PATH or node_modules)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="pass --workers N to the mock (needs an enginy-mock that has it)",
+    )
+    parser.add_argument("--skip-service-time", action="store_true", help="no in-process batch timings")
+    parser.add_argument("--service-time-only", action="store_true", help="only the in-process batch timings")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:
@@ -199,6 +361,26 @@ def main() -> None:
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
+    prism = find_prism(args.prism) if args.against_prism else None
+    if args.against_prism and prism is None:
+        where = args.prism or "prism on PATH or ./node_modules/.bin/prism"
+        print(
+            f"Prism not found ({where}); install it with `npm install @stoplight/prism-cli` "
+            "(this script installs nothing). Measuring the mock and the ceiling only.",
+            flush=True,
+        )
+
+    if not args.skip_service_time:
+        print(
+            "in-process service time (median CPU time; the app as a WSGI callable, no sockets):", flush=True
+        )
+        for label, size, ms in service_times():
+            print(
+                f"  {label:<20} {size:>6,} ids  {ms:>8.2f} ms  ({ms / size * 1000:.2f} us per id)", flush=True
+            )
+    if args.service_time_only:
+        return
+
     mock_command = [
         sys.executable,
         "-m",
@@ -214,44 +396,90 @@ def main() -> None:
         "--threads",
         "8",
     ]
+    if args.workers:
+        mock_command += ["--workers", str(args.workers)]
+    mock_label = f"mock x{args.workers}" if args.workers else "mock"
     bare_command = [sys.executable, __file__, "--serve-bare", "0"]
-    outcomes = []
-    with (
-        _process(mock_command) as mock_url,
-        _process(bare_command) as bare_url,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    targets: list[tuple[str, list[str]]] = [("bare", bare_command), (mock_label, mock_command)]
+    if prism:
+        targets += [
+            ("prism static", _prism_command(prism, dynamic=False)),
+            ("prism dynamic", _prism_command(prism, dynamic=True)),
+        ]
+    results: dict[tuple[str, str], Outcome] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        # One server at a time, so none of them competes with another for the 2 CPUs.
         task_ids = [f"task-bench-{n:05d}" for n in range(SEEDED)]
-        seed = {
-            "tasks": [
-                {"id": task_id, "subject": f"Seeded task {n}", "type": "call"}
-                for n, task_id in enumerate(task_ids)
+        scenarios = _scenarios(task_ids)
+        for target, command in targets:
+            with _process(command) as url:
+                if target == mock_label:
+                    seed = {
+                        "tasks": [
+                            {"id": task_id, "subject": f"Seeded task {n}", "type": "call"}
+                            for n, task_id in enumerate(task_ids)
+                        ]
+                    }
+                    headers = {"X-Admin-Token": ADMIN_TOKEN}
+                    _call(url, "POST", "/__admin/seed", json.dumps(seed).encode(), headers)
+                for scenario in scenarios:
+                    if (scenario.target == "bare") != (target == "bare"):
+                        continue
+                    if target.startswith("prism") and scenario.name not in SHARED:
+                        continue
+                    if args.warmup:
+                        _drive(client, url, scenario, args, tmp, duration=args.warmup)
+                    outcome = _drive(client, url, scenario, args, tmp)
+                    results[(target, scenario.name)] = outcome
+                    print(_line(target, outcome), flush=True)
+    _report(results, mock_label, args, client)
+
+
+def _report(
+    results: dict[tuple[str, str], Outcome], mock_label: str, args: argparse.Namespace, client: str
+) -> None:
+    ceiling = results[("bare", "bare WSGI app (ceiling)")].requests_per_second
+    has_prism = any(target.startswith("prism") for target, _ in results)
+
+    def ratio(scenario: str, target: str) -> str:
+        other = results.get((target, scenario))
+        mine = results.get((mock_label, scenario))
+        if other is None or mine is None or not other.requests_per_second:
+            return "-"
+        return f"{mine.requests_per_second / other.requests_per_second:.2f}x"
+
+    print(f"\nratios ({mock_label} req/s over the other's, same run):")
+    for (target, scenario), outcome in results.items():
+        if target != mock_label:
+            continue
+        parts = [f"bare {outcome.requests_per_second / ceiling:.2f}x"]
+        if has_prism and scenario in SHARED:
+            parts += [
+                f"prism static {ratio(scenario, 'prism static')}",
+                f"dynamic {ratio(scenario, 'prism dynamic')}",
             ]
-        }
-        _call(mock_url, "POST", "/__admin/seed", json.dumps(seed).encode(), {"X-Admin-Token": ADMIN_TOKEN})
-        for scenario in _scenarios(task_ids):
-            url = bare_url if scenario.target == "bare" else mock_url
-            if client == "wrk":
-                outcome = _run_wrk(url, scenario, args.duration, args.connections, Path(tmp))
-            else:
-                outcome = _run_python(url, scenario, args.duration, args.connections)
-            outcomes.append(outcome)
-            rate = f"{outcome.requests_per_second:>9.1f} req/s"
-            latency = f"p50 {outcome.p50_ms:>8.2f} ms  p99 {outcome.p99_ms:>8.2f} ms"
-            print(
-                f"{scenario.name:<34} {rate}  {latency}  non-2xx {outcome.non_2xx}  ({outcome.client})",
-                flush=True,
-            )
+        print(f"  {scenario:<34} " + ", ".join(parts))
     if args.markdown:
-        print("\n| scenario | req/s | p50 | p99 | non-2xx |\n|---|---:|---:|---:|---:|")
-        for outcome in outcomes:
+        print("\n| server | scenario | req/s | p50 | p99 | non-2xx |\n|---|---|---:|---:|---:|---:|")
+        for (target, scenario), o in results.items():
             print(
-                f"| {outcome.scenario.name} | {outcome.requests_per_second:,.0f} | {outcome.p50_ms:.2f} ms | "
-                f"{outcome.p99_ms:.2f} ms | {outcome.non_2xx} |"
+                f"| {target} | {scenario} | {o.requests_per_second:,.0f} | {o.p50_ms:.2f} ms | "
+                f"{o.p99_ms:.2f} ms | {o.non_2xx} |"
             )
+        if has_prism:
+            print(f"\n| scenario | {mock_label} req/s | ÷ Prism static | ÷ Prism dynamic | ÷ bare ceiling |")
+            print("|---|---:|---:|---:|---:|")
+            for scenario in SHARED:
+                mine = results[(mock_label, scenario)].requests_per_second
+                print(
+                    f"| {scenario} | {mine:,.0f} | {ratio(scenario, 'prism static')} | "
+                    f"{ratio(scenario, 'prism dynamic')} | {mine / ceiling:.2f}x |"
+                )
+    workers = f"{args.workers} worker processes" if args.workers else "one process"
     print(
-        f"\nclient: {outcomes[0].client}, {args.connections} connections, {args.duration} s per scenario, "
-        f"{os.cpu_count()} CPUs, mock: 8 waitress threads, MemoryStore, {SEEDED:,} seeded tasks"
+        f"\nclient: {client}, {args.connections} connections, {args.duration} s per scenario, "
+        f"{os.cpu_count()} CPUs, mock: {workers}, 8 waitress threads, MemoryStore, {SEEDED:,} seeded tasks"
     )
 
 

@@ -32,14 +32,7 @@ from mock_server.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from mock_server.journal import (
-    REDACTED,
-    JournalEntry,
-    redact,
-    redact_headers,
-    redact_words,
-    truncate_body,
-)
+from mock_server.journal import REDACTED, JournalEntry, Redactor
 from mock_server.runtime import Runtime, note
 
 __all__ = [
@@ -92,26 +85,39 @@ def inspector_cookie_value(admin_token: str) -> str:
     return hmac.new(admin_token.encode("utf-8"), b"enginy-mock inspector cookie", "sha256").hexdigest()
 
 
-def _redact_uri(uri: str, secrets: Iterable[str]) -> str:
+class _UriRedactor:
     """A key sent in the query string (a customer's mistake worth seeing) is redacted, encoded or not."""
-    variants = [
-        form for secret in secrets if secret for form in (secret, quote(secret, safe=""), quote_plus(secret))
-    ]
-    exact = {secret for secret in secrets if secret}
-    path, _, query = uri.partition("?")
-    # Compared decoded: a client may percent-encode any character (`%2D` for `-`), and a HAR shows the
-    # query decoded. A path segment that is the key (a key sent as a task id) is redacted the same way.
-    path = "/".join(REDACTED if unquote(segment) in exact else segment for segment in path.split("/"))
-    if query:
-        pairs = [pair.partition("=") for pair in query.split("&")]
-        query = "&".join(
-            f"{name}{sep}{REDACTED if value in variants or unquote_plus(value) in exact else value}"
-            for name, sep, value in pairs
-        )
-        uri = f"{path}?{query}"
-    else:
-        uri = path
-    return redact(uri, variants)
+
+    def __init__(self, redactor: Redactor) -> None:
+        secrets = redactor.secrets
+        self._exact = redactor.exact
+        self._variants = [
+            form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))
+        ]
+        self._text = Redactor(self._variants)
+
+    def __call__(self, uri: str) -> str:
+        # Every replacement below needs a variant in the URI or a secret in it decoded (each part
+        # decodes to a piece of the whole, as % escapes never span a "/", "?", "&" or "="): without
+        # either, the URI comes back as it is, which is nearly always.
+        decoded = (unquote(uri), unquote_plus(uri))
+        if not self._text.could_hold(uri) and not any(s in d for s in self._exact for d in decoded):
+            return uri
+        exact, variants = self._exact, self._variants
+        path, _, query = uri.partition("?")
+        # Compared decoded: a client may percent-encode any character (`%2D` for `-`), and a HAR shows
+        # the query decoded. A path segment that is the key (a key sent as a task id) is redacted too.
+        path = "/".join(REDACTED if unquote(segment) in exact else segment for segment in path.split("/"))
+        if query:
+            pairs = [pair.partition("=") for pair in query.split("&")]
+            query = "&".join(
+                f"{name}{sep}{REDACTED if value in variants or unquote_plus(value) in exact else value}"
+                for name, sep, value in pairs
+            )
+            uri = f"{path}?{query}"
+        else:
+            uri = path
+        return self._text.text(uri)
 
 
 def _as_bytes(value: str) -> bytes:
@@ -150,6 +156,10 @@ class JournalRecorder:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        # Prepared once: the configured secrets do not change while the app runs.
+        self._redactor = Redactor(rt.config.secrets)
+        self._redact_uri = _UriRedactor(self._redactor)
+        self._sensitive = (rt.config.api_key_header,)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
@@ -173,14 +183,15 @@ class JournalRecorder:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
         reasons: list[str] = getattr(req.context, "why", None) or []
         why = "; ".join(reasons) if reasons else ("ok" if status < 400 else f"status {status}")
-        # Paths are client input: escape control characters so that one request is one log line.
-        shown_path = req.path.encode("unicode_escape").decode("ascii")[:300]
-        access_log.info(
-            "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
-        )
+        if access_log.isEnabledFor(logging.INFO):
+            # Paths are client input: escape control characters so that one request is one log line.
+            shown_path = req.path.encode("unicode_escape").decode("ascii")[:300]
+            access_log.info(
+                "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
+            )
         if is_tool_path(req.path):
             return
-        secrets = rt.config.secrets
+        redactor = self._redactor
         limit = rt.config.journal_body_chars
         raw_body: bytes | None = getattr(req.context, "raw_body", None)
         if raw_body is None:
@@ -189,17 +200,15 @@ class JournalRecorder:
             JournalEntry(
                 time=rt.now(),
                 method=req.method,
-                path=_redact_uri(req.relative_uri, secrets),
+                path=self._redact_uri(req.relative_uri),
                 status=status,
-                request_headers=redact_headers(
-                    req.headers, sensitive=(rt.config.api_key_header,), secrets=secrets
-                ),
-                request_body=truncate_body(raw_body, limit, secrets),
-                response_body=truncate_body(body, limit, secrets),
+                request_headers=redactor.headers(req.headers, sensitive=self._sensitive),
+                request_body=redactor.body(raw_body, limit),
+                response_body=redactor.body(body, limit),
                 # The reasons quote what the client sent (an unknown id may be the key itself).
-                why=redact_words(why, set(secrets)),
+                why=redactor.words(why),
                 duration_ms=duration_ms,
-                response_headers=redact_headers(headers or {}, sensitive=(), secrets=secrets),
+                response_headers=redactor.headers(headers or {}, sensitive=()),
                 request_bytes=None if raw_body is None else len(raw_body),
                 response_bytes=None if body is None else len(body),
             )

@@ -36,12 +36,14 @@ class TaskViews:
         )
 
     def view(self, task: Record) -> dict[str, Any]:
+        # Built with C-level calls (zip, map): a 10,000-id batch builds 10,000 of these.
+        get = task.get
         answer: dict[str, Any] = {"id": task["id"]}
-        for name in self.create_fields:
-            if name in task or name != "subject":
-                answer[name] = task.get(name)
-        answer["completed"] = bool(task.get("completed", False))
-        answer["completedAt"] = task.get("completedAt")
+        answer.update(zip(self.create_fields, map(get, self.create_fields), strict=True))
+        if "subject" not in task:
+            answer.pop("subject", None)
+        answer["completed"] = bool(get("completed", False))
+        answer["completedAt"] = get("completedAt")
         return answer
 
 

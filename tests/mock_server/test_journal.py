@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from mock_server.journal import REDACTED, Journal, JournalEntry, redact, redact_headers, truncate_body
+from mock_server.journal import (
+    REDACTED,
+    Journal,
+    JournalEntry,
+    Redactor,
+    redact,
+    redact_headers,
+    truncate_body,
+)
 
 
 def entry(n: int) -> JournalEntry:
@@ -35,6 +43,17 @@ def test_redact_replaces_every_secret_longest_first():
     assert redact("X-API-Key: test; token=k", ["test", "k"]) == f"X-API-Key: {REDACTED}; token={REDACTED}"
     echoed = '{"echo": "k", "word": "kk"}'
     assert redact(echoed, ["k"]) == echoed.replace('"k"', f'"{REDACTED}"')
+
+
+def test_the_prepared_redactor_skips_only_text_without_a_secret_in_any_form():
+    # The journal's Redactor returns text in which no secret occurs at once; a secret spelled with
+    # JSON escapes (a non-ASCII key) or standing after a key name must still be found.
+    redactor = Redactor(["clé-secrète-123", "k"])
+    assert not redactor.could_hold("nothing to see") and redactor.text("nothing to see") == "nothing to see"
+    assert redactor.text('{"a": "cl\\u00e9-secr\\u00e8te-123"}') == f'{{"a": "{REDACTED}"}}'
+    assert redactor.text("token=k; kk") == f"token={REDACTED}; kk"
+    assert redactor.words("Bearer k") == f"Bearer {REDACTED}"
+    assert redactor.body('{"x": "clé-secrète-123"}'.encode(), 100) == f'{{"x": "{REDACTED}"}}'
 
 
 def test_redact_headers_by_name_and_by_value():
