@@ -22,7 +22,7 @@ Usage::
     python bench/mock_load.py --client python      # force the Python client
     python bench/mock_load.py --duration 5 --connections 16 --markdown
     python bench/mock_load.py --against-prism --prism /work/prism/node_modules/.bin/prism
-    python bench/mock_load.py --against-prism --workers 2   # passes --workers 2 to enginy-mock
+    python bench/mock_load.py --against-prism --workers 1,2 # the mock with 1 and with 2 workers, side by side
 """
 
 from __future__ import annotations
@@ -347,9 +347,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        metavar="N",
-        help="pass --workers N to the mock (needs an enginy-mock that has it)",
+        type=_worker_counts,
+        default=(1,),
+        metavar="N[,N...]",
+        help="measure the mock with each of these --workers counts, side by side in the run (e.g. 1,2)",
     )
     parser.add_argument("--skip-service-time", action="store_true", help="no in-process batch timings")
     parser.add_argument("--service-time-only", action="store_true", help="only the in-process batch timings")
@@ -396,11 +397,9 @@ def main() -> None:
         "--threads",
         "8",
     ]
-    if args.workers:
-        mock_command += ["--workers", str(args.workers)]
-    mock_label = f"mock x{args.workers}" if args.workers else "mock"
+    mocks = {_mock_label(n): [*mock_command, "--workers", str(n)] for n in args.workers}
     bare_command = [sys.executable, __file__, "--serve-bare", "0"]
-    targets: list[tuple[str, list[str]]] = [("bare", bare_command), (mock_label, mock_command)]
+    targets: list[tuple[str, list[str]]] = [("bare", bare_command), *mocks.items()]
     if prism:
         targets += [
             ("prism static", _prism_command(prism, dynamic=False)),
@@ -414,7 +413,7 @@ def main() -> None:
         scenarios = _scenarios(task_ids)
         for target, command in targets:
             with _process(command) as url:
-                if target == mock_label:
+                if target in mocks:
                     seed = {
                         "tasks": [
                             {"id": task_id, "subject": f"Seeded task {n}", "type": "call"}
@@ -433,11 +432,32 @@ def main() -> None:
                     outcome = _drive(client, url, scenario, args, tmp)
                     results[(target, scenario.name)] = outcome
                     print(_line(target, outcome), flush=True)
-    _report(results, mock_label, args, client)
+    for index, mock_label in enumerate(mocks):
+        _report(results, mock_label, args, full_table=index == 0)
+    workers = " and ".join(f"{n} worker process{'es' if n > 1 else ''}" for n in args.workers)
+    print(
+        f"\nclient: {client}, {args.connections} connections, {args.duration} s per scenario, "
+        f"{os.cpu_count()} CPUs, mock: {workers}, 8 waitress threads, {SEEDED:,} seeded tasks "
+        "(MemoryStore with one worker, the shared temporary SQLite store with more)"
+    )
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of worker counts: {text!r} (e.g. 1,2)") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"worker counts start at 1: {text!r}")
+    return counts
+
+
+def _mock_label(workers: int) -> str:
+    return "mock" if workers == 1 else f"mock x{workers}"
 
 
 def _report(
-    results: dict[tuple[str, str], Outcome], mock_label: str, args: argparse.Namespace, client: str
+    results: dict[tuple[str, str], Outcome], mock_label: str, args: argparse.Namespace, *, full_table: bool
 ) -> None:
     ceiling = results[("bare", "bare WSGI app (ceiling)")].requests_per_second
     has_prism = any(target.startswith("prism") for target, _ in results)
@@ -460,27 +480,22 @@ def _report(
                 f"dynamic {ratio(scenario, 'prism dynamic')}",
             ]
         print(f"  {scenario:<34} " + ", ".join(parts))
-    if args.markdown:
+    if args.markdown and full_table:
         print("\n| server | scenario | req/s | p50 | p99 | non-2xx |\n|---|---|---:|---:|---:|---:|")
         for (target, scenario), o in results.items():
             print(
                 f"| {target} | {scenario} | {o.requests_per_second:,.0f} | {o.p50_ms:.2f} ms | "
                 f"{o.p99_ms:.2f} ms | {o.non_2xx} |"
             )
-        if has_prism:
-            print(f"\n| scenario | {mock_label} req/s | ÷ Prism static | ÷ Prism dynamic | ÷ bare ceiling |")
-            print("|---|---:|---:|---:|---:|")
-            for scenario in SHARED:
-                mine = results[(mock_label, scenario)].requests_per_second
-                print(
-                    f"| {scenario} | {mine:,.0f} | {ratio(scenario, 'prism static')} | "
-                    f"{ratio(scenario, 'prism dynamic')} | {mine / ceiling:.2f}x |"
-                )
-    workers = f"{args.workers} worker processes" if args.workers else "one process"
-    print(
-        f"\nclient: {client}, {args.connections} connections, {args.duration} s per scenario, "
-        f"{os.cpu_count()} CPUs, mock: {workers}, 8 waitress threads, MemoryStore, {SEEDED:,} seeded tasks"
-    )
+    if args.markdown and has_prism:
+        print(f"\n| scenario | {mock_label} req/s | ÷ Prism static | ÷ Prism dynamic | ÷ bare ceiling |")
+        print("|---|---:|---:|---:|---:|")
+        for scenario in SHARED:
+            mine = results[(mock_label, scenario)].requests_per_second
+            print(
+                f"| {scenario} | {mine:,.0f} | {ratio(scenario, 'prism static')} | "
+                f"{ratio(scenario, 'prism dynamic')} | {mine / ceiling:.2f}x |"
+            )
 
 
 if __name__ == "__main__":
