@@ -581,7 +581,9 @@ def summary_lines(outcome: LoadOutcome, catalogue: Catalogue) -> list[str]:
         )
     if report.created:
         kinds = Counter(record.kind for record in report.created)
-        listed = ", ".join(f"{n} {_PLURALS.get(kind, kind) if n != 1 else kind}" for kind, n in kinds.items())
+        listed = ", ".join(
+            f"{n} {_PLURALS.get(kind, kind + 's') if n != 1 else kind}" for kind, n in kinds.items()
+        )
         lines.append(
             f"The load created {listed} on the server, all tagged '{report.settings.get('tag')}-"
             f"{report.settings.get('run_id')}'; report.json lists them for cleanup."

@@ -65,8 +65,11 @@ def test_list_faults_json_keeps_the_shape_other_tools_parse():
     assert [entry["id"] for entry in entries] == list(FAULTS.ids)
     for entry in entries:
         assert {"id", "kind", "rule", "description", "params"} <= set(entry)
-        assert entry["kind"] in {"rule", "transport"}
-        assert entry["rule"] == (entry["id"] if entry["kind"] == "rule" else None)
+        assert entry["kind"] in {"rule", "transport", "concurrency"}
+        if entry["kind"] != "concurrency":  # a concurrency fault names the rule it breaks (clock-ids)
+            assert entry["rule"] == (entry["id"] if entry["kind"] == "rule" else None)
+        else:
+            assert entry["rule"] and entry["level"]
         assert isinstance(entry["params"], dict) and isinstance(entry["description"], str)
     latency = next(entry for entry in entries if entry["id"] == "latency")
     assert latency["params"]["ms"]["default"] == 200

@@ -758,6 +758,17 @@ def test_task_create_returns_id(faulty, fault_id):
     assert faulty.client.simulate_get("/tasks/task-1").json["subject"] == "x"
 
 
+@scenario("clock-ids")
+def test_clock_ids(faulty, fault_id):
+    # Two creates in the same millisecond (the test clock stands still): one id, the later task lost.
+    first = faulty.client.simulate_post("/tasks", json={"subject": "first"}).json
+    second = faulty.client.simulate_post("/tasks", json={"subject": "second"}).json
+    assert first["id"] == second["id"] == f"task-{int(faulty.clock.now.timestamp() * 1000)}"
+    assert faulty.client.simulate_get(f"/tasks/{first['id']}").json["subject"] == "first"
+    faulty.clock.advance(milliseconds=1)  # one at a time, a millisecond apart, ids stay distinct
+    assert faulty.client.simulate_post("/tasks", json={"subject": "third"}).json["id"] != first["id"]
+
+
 @scenario("TASK-CREATE-OPEN")
 def test_task_create_open(faulty, fault_id):
     answer = faulty.client.simulate_post("/tasks", json={"subject": "x"}).json
