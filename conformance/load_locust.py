@@ -57,6 +57,9 @@ _WRITES: Final = frozenset({"POST", "PUT", "PATCH"})
 _READ_POSTS: Final = frozenset({"getTasksBatch", "syncContacts", "syncCompanies"})
 _TALLY_MESSAGE: Final = "enginy_tally"
 _SETUP_MESSAGE: Final = "enginy_setup"
+# Locust's master forgets a worker once it reports stopped, so its own quit never reaches them: the
+# master sends this one to every worker it set up, once their tallies are in.
+_QUIT_MESSAGE: Final = "enginy_quit"
 _MAX_RETRY_AFTER_S: Final = 5.0
 _ACTIVITY_TYPES: Final = ("LINKEDIN", "LINKEDIN_INMAIL", "LINKEDIN_CONNECTION", "EMAIL")
 
@@ -533,6 +536,7 @@ def _run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
             return {"error": "workers"}
         gevent.sleep(0.2)
     cap = config.get("max_writes")
+    worker_ids = [client.id for client in runner.clients.ready]
     for index, client in enumerate(runner.clients.ready):
         share = None if cap is None else cap // expected + (1 if index < cap % expected else 0)
         setup = {
@@ -552,6 +556,8 @@ def _run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
     while len(tallies) < expected and time.time() < wait_until:
         gevent.sleep(0.1)
     progress.kill()
+    for worker_id in worker_ids:
+        runner.send_message(_QUIT_MESSAGE, None, worker_id)
     runner.quit()
     merged = LoadTally(processes=0)
     for tally in tallies.values():
@@ -572,8 +578,12 @@ def _run_worker(env: Environment, config: dict[str, Any]) -> None:
     def on_stop(environment: Environment, **_: Any) -> None:
         runner.send_message(_TALLY_MESSAGE, _run().tally.to_json())
 
+    def on_quit(environment: Environment, msg: Any, **_: Any) -> None:
+        gevent.spawn(runner.quit)
+
     runner.register_message(_SETUP_MESSAGE, on_setup)
-    env.events.test_stop.add_listener(on_stop)
+    runner.register_message(_QUIT_MESSAGE, on_quit)
+    env.events.test_stop.add_listener(on_stop)  # type: ignore[no-untyped-call]  # Locust leaves it untyped
     runner.greenlet.join()
 
 
