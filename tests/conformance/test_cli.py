@@ -91,7 +91,7 @@ def test_replay_help_says_what_is_never_re_sent_in_its_own_words():
 
 
 def test_every_command_is_documented_with_an_example():
-    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy"}
+    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy", "load"}
     for name, command in [("enginy-conformance", cli), *cli.commands.items()]:
         doc = command.help or ""
         summary = doc.strip().splitlines()[0] if doc.strip() else ""
