@@ -302,13 +302,22 @@ def run_command(
 def rules_command(as_json: bool, level: str | None) -> None:
     """List the rules of the catalogue: id, level, operations and statement.
 
+    Each rule says which command judges it: run judges every rule (by a scripted check or the
+    Schemathesis pass) except those marked "judged by enginy-conformance load", which need many
+    requests at once (--json: judged_by scripted, schemathesis or load).
+
     \b
     Example:
       enginy-conformance rules
       enginy-conformance rules --level SHOULD
       enginy-conformance rules --json | jq '.[].id'
     """
-    from conformance.checks import CHECKS
+    from conformance.checks import CHECKS, LOAD_ONLY
+
+    def judged_by(rule_id: str) -> str:
+        if rule_id in LOAD_ONLY:
+            return "load"
+        return "scripted" if rule_id in CHECKS else "schemathesis"
 
     rules = [rule for rule in load_catalogue() if level is None or rule.level == level.upper()]
     if as_json:
@@ -319,7 +328,7 @@ def rules_command(as_json: bool, level: str | None) -> None:
                 "operations": list(rule.operations),
                 "statement": rule.statement,
                 "source": {"document": rule.source.document, "quote": rule.source.quote},
-                "judged_by": "scripted" if rule.id in CHECKS else "schemathesis",
+                "judged_by": judged_by(rule.id),
             }
             for rule in rules
         ]
@@ -330,7 +339,8 @@ def rules_command(as_json: bool, level: str | None) -> None:
         ops = (
             ", ".join(rule.operations) if len(rule.operations) <= 3 else f"{len(rule.operations)} operations"
         )
-        click.echo(f"{rule.id:<{width}}  {rule.level:<6}  {ops}")
+        by_load = "  (judged by enginy-conformance load, not run)" if rule.id in LOAD_ONLY else ""
+        click.echo(f"{rule.id:<{width}}  {rule.level:<6}  {ops}{by_load}")
         click.echo(f"{'':<{width}}  {rule.statement}")
 
 

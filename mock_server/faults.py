@@ -7,7 +7,8 @@ fault lists them in ``also_breaks``. A *transport fault* (``latency``, ``error-r
 ``rate-limit``, ``drop-connection``) misbehaves on the wire and breaks no rule by itself. A
 *concurrency fault* (``clock-ids``) breaks the rule it names in ``rule`` only when requests arrive
 together: requests sent one at a time never show it, so the suite's per-rule matrix leaves it to the
-load tests (``enginy-conformance load``).
+load tests (``enginy-conformance load``). So does the rule fault LOAD-P95-LATENCY (answers slow only
+while requests overlap), whose rule only ``enginy-conformance load`` judges.
 
 Selection syntax, on the command line (``--fault``, repeatable), in ``ENGINY_MOCK_FAULT``
 (space-separated) and in ``PUT /__admin/faults``::
@@ -36,6 +37,7 @@ from mock_server.errors import FaultSpecError
 
 __all__ = [
     "FAULTS",
+    "OVERLAP_DELAY_MS",
     "Fault",
     "FaultKind",
     "FaultRegistry",
@@ -105,6 +107,11 @@ class Fault:
 def _rule(rule_id: str, description: str, *, also_breaks: tuple[str, ...] = ()) -> Fault:
     return Fault(id=rule_id, kind="rule", description=description, also_breaks=also_breaks)
 
+
+# The LOAD-P95-LATENCY fault's wait: over the 1000 ms `enginy-conformance load` allows by default
+# (--p95-ms), so the default load reports it; short enough that an overlapped request in a test costs
+# little.
+OVERLAP_DELAY_MS = 1200
 
 _RATE = Param("rate", 0.1, "share of API requests affected, 0 to 1", maximum=1.0)
 
@@ -395,6 +402,14 @@ _ALL_FAULTS: tuple[Fault, ...] = (
     _rule(
         "ERROR-BODY-JSON",
         "Every error is answered as text/plain 'Title: message' instead of the JSON error body.",
+    ),
+    # --- under load -----------------------------------------------------------------------------------
+    _rule(
+        "LOAD-P95-LATENCY",
+        f"An API request that arrives while another is being handled waits {OVERLAP_DELAY_MS} ms first "
+        "(work queued "
+        "behind a lock): one request at a time is answered at once, overlapping ones (enginy-conformance "
+        "load) are over its default p95 budget of 1000 ms. Only load judges the rule.",
     ),
     # --- concurrency ----------------------------------------------------------------------------------
     Fault(

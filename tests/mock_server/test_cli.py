@@ -199,7 +199,7 @@ def test_the_version_names_the_package_the_spec_and_schemathesis():
     result = run("--version")
     assert result.exit_code == 0
     assert re.fullmatch(
-        r"enginy-mock \S+ \(spec 1\.0\.0, 56 rules: 32 MUST, 24 SHOULD; schemathesis 4\.\S+\)\n",
+        r"enginy-mock \S+ \(spec 1\.0\.0, 57 rules: 32 MUST, 25 SHOULD; schemathesis 4\.\S+\)\n",
         result.output,
     ), result.output
 

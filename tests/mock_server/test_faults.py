@@ -40,7 +40,7 @@ def test_ids_match_case_insensitively_and_unknown_ids_suggest_close_matches():
         FaultSpecError, match=r"Unknown fault 'TASK-BATCH-ROTE'\. Did you mean TASK-BATCH-ROUTE"
     ):
         FAULTS.get("TASK-BATCH-ROTE")
-    with pytest.raises(FaultSpecError, match="lists all 61"):
+    with pytest.raises(FaultSpecError, match="lists all 62"):
         FAULTS.get("zzz")
 
 
