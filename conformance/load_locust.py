@@ -48,7 +48,7 @@ from conformance.load_results import LoadTally, evidence_json
 from conformance.redaction import Redactor
 from conformance.results import Exchange, RecordedRequest, RecordedResponse
 from conformance.tagging import MARKER, Tagger
-from enginy_spec import load_catalogue
+from enginy_spec import load_catalogue, operations
 
 __all__ = ["main"]
 
@@ -76,6 +76,7 @@ class _Run:
         self.schemas = SpecSchemas()
         self.catalogue = load_catalogue()
         self.rule_ids = self.catalogue.ids
+        self.operations = operations()
         self.tally = LoadTally()
         self.process = str(config.get("process", "local"))
         self.tagger = Tagger(tag=config["tag"], run_id=config["run_id"])
@@ -167,6 +168,7 @@ class EnginyUser(FastHttpUser):
         data = json.dumps(body, ensure_ascii=False) if body is not None else None
         started = time.time()
         name = f"{method} {_template(operation, path)}"
+        endpoint = _endpoint(operation, name)
         with self.client.request(
             method, path, name=name, data=data, headers=headers, catch_response=True, allow_redirects=False
         ) as response:
@@ -183,7 +185,7 @@ class EnginyUser(FastHttpUser):
                 run.tally.no_answer += 1
                 if len(run.tally.no_answer_notes) < 5:
                     run.tally.no_answer_notes.append(run.redactor.text(f"{name}: {error}"))
-                run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=True)
+                run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=True, endpoint=endpoint)
                 response.failure(f"no answer: {error}")
                 return None
             text = run.redactor.body(response.text or "")
@@ -211,12 +213,12 @@ class EnginyUser(FastHttpUser):
             )
             if status == 429:
                 run.tally.rate_limited += 1
-                run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=False)
+                run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=False, endpoint=endpoint)
                 response.success()
                 gevent.sleep(_retry_after(reply.header("Retry-After")))
                 return None
             broke_must = self.judge(reply)
-            run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=broke_must)
+            run.tally.add_request(at=started, elapsed_ms=elapsed_ms, failed=broke_must, endpoint=endpoint)
             if broke_must:
                 response.failure("a MUST rule broke")
             else:
@@ -437,6 +439,13 @@ class EnginyUser(FastHttpUser):
 
 def _template(operation: str, path: str) -> str:
     return path.split("?", 1)[0]
+
+
+def _endpoint(operation: str, name: str) -> str:
+    """The operation as the spec templates it ("GET /tasks/{taskId}"): one latency histogram each, however
+    many ids the paths carry."""
+    known = _run().operations.get(operation)
+    return f"{known.method} {known.path}" if known is not None else name
 
 
 def _excerpt(text: str) -> str:

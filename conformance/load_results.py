@@ -139,8 +139,10 @@ class LoadTally:
 
     `held` counts the exchanges each rule held for; `broken` counts those it broke for, and `evidence`
     keeps the first MAX_EVIDENCE findings per rule. `timeline` is per wall-clock second: requests,
-    failures (no answer, or a MUST rule broken) and a latency histogram. `created` lists every record a
-    create acknowledged as [kind, id, via, process], for cleanup and for the ids-distinct invariant.
+    failures (no answer, or a MUST rule broken) and a latency histogram; `endpoints` is a latency
+    histogram per "METHOD /path", so a p95 over the budget can name the endpoints that were slow.
+    `created` lists every record a create acknowledged as [kind, id, via, process], for cleanup and for
+    the ids-distinct invariant.
     """
 
     requests: int = 0
@@ -153,16 +155,20 @@ class LoadTally:
     broken: Counter[str] = field(default_factory=Counter)
     evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latency: Histogram = field(default_factory=dict)
+    endpoints: dict[str, Histogram] = field(default_factory=dict)
     timeline: dict[int, list[Any]] = field(default_factory=dict)
     created: list[list[str]] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     no_answer_notes: list[str] = field(default_factory=list)
     processes: int = 1
 
-    def add_request(self, *, at: float, elapsed_ms: float, failed: bool) -> None:
+    def add_request(self, *, at: float, elapsed_ms: float, failed: bool, endpoint: str = "") -> None:
         self.requests += 1
         ms = bucket_ms(elapsed_ms)
         self.latency[ms] = self.latency.get(ms, 0) + 1
+        if endpoint:
+            histogram = self.endpoints.setdefault(endpoint, {})
+            histogram[ms] = histogram.get(ms, 0) + 1
         second = self.timeline.setdefault(int(at), [0, 0, {}])
         second[0] += 1
         second[1] += 1 if failed else 0
@@ -188,6 +194,8 @@ class LoadTally:
             kept = self.evidence.setdefault(rule_id, [])
             kept.extend(items[: max(0, MAX_EVIDENCE - len(kept))])
         _merge_histograms(self.latency, other.latency)
+        for endpoint, histogram in other.endpoints.items():
+            _merge_histograms(self.endpoints.setdefault(endpoint, {}), histogram)
         for second, (count, failures, histogram) in other.timeline.items():
             mine = self.timeline.setdefault(int(second), [0, 0, {}])
             mine[0] += count
@@ -231,6 +239,10 @@ class LoadTally:
             "evidence": self.evidence,
             # JSON and msgpack keys: strings
             "latency": {str(ms): n for ms, n in self.latency.items()},
+            "endpoints": {
+                endpoint: {str(ms): n for ms, n in histogram.items()}
+                for endpoint, histogram in self.endpoints.items()
+            },
             "timeline": {
                 str(second): [count, failures, {str(ms): n for ms, n in histogram.items()}]
                 for second, (count, failures, histogram) in self.timeline.items()
@@ -259,6 +271,8 @@ class LoadTally:
             processes=int(data["processes"]),
         )
         _merge_histograms(tally.latency, data["latency"])
+        for endpoint, histogram in data.get("endpoints", {}).items():
+            _merge_histograms(tally.endpoints.setdefault(str(endpoint), {}), histogram)
         for second, (count, failures, histogram) in data["timeline"].items():
             merged: Histogram = {}
             _merge_histograms(merged, histogram)
