@@ -324,13 +324,22 @@ def run_command(
 def rules_command(as_json: bool, level: str | None) -> None:
     """List the rules of the catalogue: id, level, operations and statement.
 
+    Each rule says which command judges it: run judges every rule (by a scripted check or the
+    Schemathesis pass) except those marked "judged by enginy-conformance load", which need many
+    requests at once (--json: judged_by scripted, schemathesis or load).
+
     \b
     Example:
       enginy-conformance rules
       enginy-conformance rules --level SHOULD
       enginy-conformance rules --json | jq '.[].id'
     """
-    from conformance.checks import CHECKS
+    from conformance.checks import CHECKS, LOAD_ONLY
+
+    def judged_by(rule_id: str) -> str:
+        if rule_id in LOAD_ONLY:
+            return "load"
+        return "scripted" if rule_id in CHECKS else "schemathesis"
 
     rules = [rule for rule in load_catalogue() if level is None or rule.level == level.upper()]
     if as_json:
@@ -341,7 +350,7 @@ def rules_command(as_json: bool, level: str | None) -> None:
                 "operations": list(rule.operations),
                 "statement": rule.statement,
                 "source": {"document": rule.source.document, "quote": rule.source.quote},
-                "judged_by": "scripted" if rule.id in CHECKS else "schemathesis",
+                "judged_by": judged_by(rule.id),
             }
             for rule in rules
         ]
@@ -352,7 +361,8 @@ def rules_command(as_json: bool, level: str | None) -> None:
         ops = (
             ", ".join(rule.operations) if len(rule.operations) <= 3 else f"{len(rule.operations)} operations"
         )
-        click.echo(f"{rule.id:<{width}}  {rule.level:<6}  {ops}")
+        by_load = "  (judged by enginy-conformance load, not run)" if rule.id in LOAD_ONLY else ""
+        click.echo(f"{rule.id:<{width}}  {rule.level:<6}  {ops}{by_load}")
         click.echo(f"{'':<{width}}  {rule.statement}")
 
 
@@ -723,6 +733,191 @@ def proxy_command(
         for name, path in paths.items():
             click.echo(f"  {name}: {path}")
     ctx.exit(session.exit_code)
+
+
+@cli.command("load")
+@_target_options
+@click.option(
+    "--users",
+    type=int,
+    metavar="N",
+    help="Concurrent users (Enginy workspaces). [env ENGINY_LOAD_USERS; default 10]",
+)
+@click.option(
+    "--spawn-rate",
+    type=float,
+    metavar="R",
+    help="Users started per second until --users run. [env ENGINY_LOAD_SPAWN_RATE; default 10]",
+)
+@click.option(
+    "--duration",
+    metavar="DURATION",
+    help="How long the load runs (60, 90s, 5m); it stops on its own then. [env ENGINY_LOAD_DURATION; "
+    "default 60s]",
+)
+@click.option(
+    "--profile",
+    metavar="NAME",
+    help="The traffic model's profile (spec/traffic.yaml). [env ENGINY_LOAD_PROFILE; default enginy]",
+)
+@click.option(
+    "--p95-ms",
+    type=float,
+    metavar="MS",
+    help="Latency budget: a p95 over it is a LOAD-P95-LATENCY warning (the docs set no response time). "
+    "[env ENGINY_LOAD_P95_MS; default 1000]",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where report.json, junit.xml, report.html, summary.md and load-timeline.csv go. [env "
+    "ENGINY_REPORT_DIR; default reports/]",
+)
+@click.option(
+    "--max-writes",
+    type=int,
+    metavar="N",
+    help="A hard cap on POST/PUT/PATCH requests of the whole load (split across workers); past it only "
+    "reads are sent. [env ENGINY_MAX_WRITES]",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="S",
+    help="Seconds one request may take. [env ENGINY_TIMEOUT; default 10]",
+)
+@click.option(
+    "--i-own-this-server",
+    is_flag=True,
+    help="Allow a target that is not a loopback address. Load against a server you do not own is an attack.",
+)
+@click.option(
+    "--master", "as_master", is_flag=True, help="Be the master of a distributed load (Locust's --master)."
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --master: start once this many workers are connected.",
+)
+@click.option(
+    "--master-bind-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --master: the address workers connect to (0.0.0.0 for other machines).",
+)
+@click.option(
+    "--master-port",
+    type=click.IntRange(1, 65535),
+    default=5557,
+    show_default=True,
+    help="The master's port (Locust's --master-port).",
+)
+@click.option(
+    "--worker", "as_worker", is_flag=True, help="Be a worker of a distributed load (Locust's --worker)."
+)
+@click.option("--master-host", metavar="HOST", help="With --worker: the master's address.")
+@click.pass_context
+def load_command(
+    ctx: click.Context,
+    /,
+    config_file: Path | None,
+    users: int | None,
+    spawn_rate: float | None,
+    duration: str | None,
+    profile: str | None,
+    p95_ms: float | None,
+    i_own_this_server: bool,
+    as_master: bool,
+    expect_workers: int,
+    master_bind_host: str,
+    master_port: int,
+    as_worker: bool,
+    master_host: str | None,
+    **flags: Any,
+) -> None:
+    """Judge the server under load: Enginy's traffic from many users at once, on Locust.
+
+    Locust (pip install enginy-crm-contract[load]) runs in a process of its own and drives the traffic
+    model of spec/traffic.yaml: contact and company exports and syncs in batches of up to 100,
+    associations, task creates, batch reads and completions of up to 100 ids, activity bursts, health
+    checks. Every exchange is judged by the suite's single-exchange judges, and the load adds what only
+    it shows: ids distinct across every concurrent create, every completion visible on a later read,
+    every acknowledged task readable, and the p95 latency within --p95-ms (LOAD-P95-LATENCY, SHOULD).
+    Findings are by rule id; the rules no exchange spoke about are "not seen", never passed.
+
+    Records are tagged as run tags them and listed in report.json; --max-writes caps the writes; the
+    load stops on its own at --duration. A target that is not a loopback address is refused unless
+    --i-own-this-server is given. Distributed: one --master and any number of --worker processes, on
+    one machine or many (Locust's own master/worker mode); each worker sends with its own key
+    (ENGINY_API_KEY), the master merges one verdict.
+
+    \b
+    Exit codes:
+      0  no MUST rule broke under load (not a PASSED verdict: load judges what its traffic exercises)
+      1  a MUST rule broke under load
+      2  a usage error, an unreachable server, a non-loopback target without --i-own-this-server
+
+    \b
+    Example:
+      export ENGINY_API_KEY=your-key
+      enginy-conformance load --base-url http://127.0.0.1:8080 --users 20 --duration 60s
+      enginy-conformance load --base-url https://staging.mycrm.example --i-own-this-server --max-writes 2000
+      enginy-conformance load --base-url http://127.0.0.1:8080 --master --expect-workers 2 &
+      enginy-conformance load --base-url http://127.0.0.1:8080 --worker --master-host 127.0.0.1
+    """
+    if importlib.util.find_spec("locust") is None:
+        raise Fatal("Locust is not installed: pip install 'enginy-crm-contract[load]'.")
+    from conformance.config import read_config
+    from conformance.load import (
+        LoadSettings,
+        resolve_load_settings,
+        run_load,
+        run_worker,
+        summary_lines,
+    )
+    from conformance.load_model import load_model
+
+    with _one_line_errors():
+        if as_master and as_worker:
+            raise UsageError("--master and --worker cannot go together: a process is one or the other.")
+        if as_worker and not master_host:
+            raise UsageError("--worker needs --master-host HOST: the address of the master to connect to.")
+        resolved = resolve_settings(flags, os.environ, config_file=config_file, cwd=Path.cwd())
+        path, file_values = read_config(config_file, Path.cwd())
+        load = resolve_load_settings(
+            {
+                "users": users,
+                "spawn_rate": spawn_rate,
+                "duration_s": duration,
+                "profile": profile,
+                "p95_ms": p95_ms,
+            },
+            os.environ,
+            file_values,
+            path,
+            i_own_this_server=i_own_this_server,
+            role="master" if as_master else "worker" if as_worker else "local",
+            master_host=master_host or "127.0.0.1",
+            master_port=master_port,
+            master_bind_host=master_bind_host,
+            expect_workers=expect_workers,
+        )
+        if not isinstance(load, LoadSettings):  # pragma: no cover - for the type checker
+            raise UsageError("bad load settings")
+        model = load_model(load.profile)
+        if as_worker:
+            ctx.exit(run_worker(resolved.settings, load, model, out=click.echo))
+        outcome = run_load(resolved.settings, load, model, catalogue=load_catalogue(), out=click.echo)
+        click.echo("")
+        for line in summary_lines(outcome, load_catalogue()):
+            click.echo(line)
+        if outcome.report_paths:
+            click.echo("Reports:")
+            for name, where in outcome.report_paths.items():
+                click.echo(f"  {name}: {where}")
+    ctx.exit(outcome.exit_code)
 
 
 def _upstream(flag: str | None, parse: Callable[[str, Any, str], Any]) -> str:

@@ -44,9 +44,20 @@ from urllib.parse import urlsplit
 from conformance.errors import UsageError
 from conformance.settings import ColorChoice, Profile, RunSettings
 
-__all__ = ["CONFIG_FILE_NAME", "SETTINGS", "Resolved", "Setting", "parse_value", "resolve_settings"]
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "LOAD_TABLE",
+    "SETTINGS",
+    "Resolved",
+    "Setting",
+    "parse_value",
+    "read_config",
+    "resolve_settings",
+]
 
 CONFIG_FILE_NAME: Final = "enginy-conformance.toml"
+# The table of the config file that holds `enginy-conformance load`'s own settings ([load]).
+LOAD_TABLE: Final = "load"
 _PROFILES: Final = get_args(Profile)
 _COLORS: Final = get_args(ColorChoice)
 # RFC 9110 token: the characters a header name may hold.
@@ -170,6 +181,14 @@ def parse_value(name: str, raw: Any, where: str) -> Any:
     return _PARSERS[name](raw, where)
 
 
+def read_config(config_file: Path | None, cwd: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    """The config file that applies (`--config`, else ./enginy-conformance.toml) and its contents."""
+    path = config_file
+    if path is None and cwd is not None and (cwd / CONFIG_FILE_NAME).is_file():
+        path = cwd / CONFIG_FILE_NAME
+    return path, (_read_config(path) if path is not None else {})
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -188,6 +207,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         ) from None
     known = [setting.key for setting in SETTINGS]
     for key in data:
+        if key == LOAD_TABLE and isinstance(data[key], dict):
+            continue  # `enginy-conformance load`'s own table (conformance.load reads it)
         if key not in known:
             close = difflib.get_close_matches(key.replace("_", "-"), known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""

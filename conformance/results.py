@@ -22,6 +22,7 @@ __all__ = [
     "CreatedRecord",
     "Evidence",
     "Exchange",
+    "LoadSummary",
     "NotApplicable",
     "Outcome",
     "RecordedRequest",
@@ -29,6 +30,7 @@ __all__ = [
     "Result",
     "RuleViolation",
     "RunReport",
+    "TimePoint",
     "Verdict",
     "fold",
 ]
@@ -227,6 +229,40 @@ class BaselineUse:
 
 
 @dataclass(frozen=True, slots=True)
+class TimePoint:
+    """One second of a load run: requests answered in it, those that failed, latency percentiles."""
+
+    second: int  # from the start of the run
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """How a load run (`enginy-conformance load`) went: its shape, throughput and latency over time.
+
+    `failures` counts the exchanges that got no answer or broke a MUST rule; `p95_budget_ms` is the
+    budget the run's p95 was held to (`--p95-ms`).
+    """
+
+    users: int
+    spawn_rate: float
+    duration_s: float
+    workers: int
+    requests: int
+    failures: int
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    p95_budget_ms: float
+    points: tuple[TimePoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     """Everything the report writers need: one Result per judged rule plus the run's context.
 
@@ -251,6 +287,7 @@ class RunReport:
     # the run exits 130 whatever the verdict of that part (conformance.exit_codes).
     interrupted: bool = False
     baseline: BaselineUse | None = None  # the --baseline file applied to `results`, if any
+    load: LoadSummary | None = None  # set by `enginy-conformance load`: throughput and latency over time
 
     @property
     def verdict(self) -> Verdict:

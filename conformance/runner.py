@@ -43,7 +43,15 @@ from conformance.baseline import (
     updated_baseline,
     write_baseline,
 )
-from conformance.checks import CHECKS, FIXTURES, SCHEMATHESIS_ONLY, CheckContext, Planned, SpecSchemas
+from conformance.checks import (
+    CHECKS,
+    FIXTURES,
+    LOAD_ONLY,
+    SCHEMATHESIS_ONLY,
+    CheckContext,
+    Planned,
+    SpecSchemas,
+)
 from conformance.checks._registry import RegisteredCheck
 from conformance.client import MAX_BODY_BYTES, WRITE_METHODS, Client, OutOfTime, Reply
 from conformance.errors import (
@@ -152,14 +160,22 @@ class RunPlan:
 
 
 def select_rules(settings: RunSettings, catalogue: Catalogue | None = None) -> Catalogue:
-    """The catalogue, or the part of it `--only` names; unknown ids are a UsageError naming close matches."""
+    """The rules a run judges: the catalogue but for the rules only `load` judges (LOAD_ONLY), or the part
+    of it `--only` names; unknown ids, and load-only ones, are a UsageError naming what to do instead."""
     catalogue = catalogue if catalogue is not None else load_catalogue()
     if not settings.only:
-        return catalogue
+        return catalogue.select(rule.id for rule in catalogue if rule.id not in LOAD_ONLY)
     try:
-        return catalogue.select(settings.only)
+        selected = catalogue.select(settings.only)
     except UnknownRuleError as ex:
         raise UsageError(f"{ex} Run 'enginy-conformance rules' to list them.") from None
+    load_only = [rule.id for rule in selected if rule.id in LOAD_ONLY]
+    if load_only:
+        raise UsageError(
+            f"{', '.join(load_only)} {'is' if len(load_only) == 1 else 'are'} judged only under load: "
+            "run enginy-conformance load (it needs many requests at once), or leave it out of --only."
+        )
+    return selected
 
 
 def plan_run(settings: RunSettings, catalogue: Catalogue | None = None) -> RunPlan:

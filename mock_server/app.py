@@ -29,6 +29,7 @@ from mock_server.middleware import (
     AnswerLabels,
     Authentication,
     JournalRecorder,
+    SlowUnderLoad,
     TransportFaults,
     is_tool_path,
 )
@@ -133,8 +134,14 @@ def create_app(
 
     recorder = JournalRecorder(rt)
     # Outermost first: the journal sees every answer (labels included), transport faults act before
-    # authentication.
-    middleware: list[Any] = [recorder, TransportFaults(rt), Authentication(rt), AnswerLabels(rt)]
+    # authentication; LOAD-P95-LATENCY slows only requests that passed it, as a server's work would.
+    middleware: list[Any] = [
+        recorder,
+        TransportFaults(rt),
+        Authentication(rt),
+        SlowUnderLoad(rt),
+        AnswerLabels(rt),
+    ]
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         media_type=falcon.MEDIA_JSON, middleware=middleware
     )

@@ -4,7 +4,11 @@ A *rule fault* is named by the catalogue rule it breaks (``TASK-BATCH-ROUTE``) a
 and, as far as the spec allows, nothing else. Where breaking a rule necessarily breaks others too
 (an answer without ``id`` also breaks the spec's schema, so RESPONSE-SCHEMA fails as well), the
 fault lists them in ``also_breaks``. A *transport fault* (``latency``, ``error-rate``,
-``rate-limit``, ``drop-connection``) misbehaves on the wire and breaks no rule by itself.
+``rate-limit``, ``drop-connection``) misbehaves on the wire and breaks no rule by itself. A
+*concurrency fault* (``clock-ids``) breaks the rule it names in ``rule`` only when requests arrive
+together: requests sent one at a time never show it, so the suite's per-rule matrix leaves it to the
+load tests (``enginy-conformance load``). So does the rule fault LOAD-P95-LATENCY (answers slow only
+while requests overlap), whose rule only ``enginy-conformance load`` judges.
 
 Selection syntax, on the command line (``--fault``, repeatable), in ``ENGINY_MOCK_FAULT``
 (space-separated) and in ``PUT /__admin/faults``::
@@ -26,23 +30,26 @@ import random
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from mock_server.errors import FaultSpecError
 
 __all__ = [
     "FAULTS",
+    "OVERLAP_DELAY_MS",
     "Fault",
     "FaultKind",
     "FaultRegistry",
     "FaultSelection",
     "FaultState",
     "Param",
+    "clock_id",
     "parse_fault",
     "parse_faults",
 ]
 
-FaultKind = Literal["rule", "transport"]
+FaultKind = Literal["rule", "transport", "concurrency"]
 
 # Rules whose checks judge "valid requests are accepted"; a fault that refuses valid input breaks it too.
 _VALID_ACCEPTED = "INPUT-VALID-ACCEPTED"
@@ -80,11 +87,15 @@ class Fault:
     description: str
     params: tuple[Param, ...] = ()
     also_breaks: tuple[str, ...] = ()
+    breaks: str | None = None  # the rule a concurrency fault breaks (a rule fault is named by its rule)
 
     @property
     def rule(self) -> str | None:
-        """The catalogue rule this fault breaks (rule faults are named by it); None for transport faults."""
-        return self.id if self.kind == "rule" else None
+        """The catalogue rule this fault breaks (rule faults are named by it, concurrency faults name it
+        in `breaks`); None for transport faults."""
+        if self.kind == "rule":
+            return self.id
+        return self.breaks if self.kind == "concurrency" else None
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -96,6 +107,11 @@ class Fault:
 def _rule(rule_id: str, description: str, *, also_breaks: tuple[str, ...] = ()) -> Fault:
     return Fault(id=rule_id, kind="rule", description=description, also_breaks=also_breaks)
 
+
+# The LOAD-P95-LATENCY fault's wait: over the 1000 ms `enginy-conformance load` allows by default
+# (--p95-ms), so the default load reports it; short enough that an overlapped request in a test costs
+# little.
+OVERLAP_DELAY_MS = 1200
 
 _RATE = Param("rate", 0.1, "share of API requests affected, 0 to 1", maximum=1.0)
 
@@ -387,6 +403,23 @@ _ALL_FAULTS: tuple[Fault, ...] = (
         "ERROR-BODY-JSON",
         "Every error is answered as text/plain 'Title: message' instead of the JSON error body.",
     ),
+    # --- under load -----------------------------------------------------------------------------------
+    _rule(
+        "LOAD-P95-LATENCY",
+        f"An API request that arrives while another is being handled waits {OVERLAP_DELAY_MS} ms first "
+        "(work queued "
+        "behind a lock): one request at a time is answered at once, overlapping ones (enginy-conformance "
+        "load) are over its default p95 budget of 1000 ms. Only load judges the rule.",
+    ),
+    # --- concurrency ----------------------------------------------------------------------------------
+    Fault(
+        id="clock-ids",
+        kind="concurrency",
+        breaks="TASK-CREATE-RETURNS-ID",
+        description="POST /tasks draws the task id from the clock in milliseconds (task-<ms>), as a hurried "
+        "server does: two tasks created in the same millisecond get the same id, and the later one is not "
+        "stored. One create at a time never shows it; creates arriving together (load) do.",
+    ),
     # --- transport ------------------------------------------------------------------------------------
     Fault(
         id="latency",
@@ -463,6 +496,11 @@ class FaultRegistry:
 
 
 FAULTS = FaultRegistry(_ALL_FAULTS)
+
+
+def clock_id(prefix: str, moment: datetime) -> str:
+    """The id the clock-ids fault gives a record: its prefix and the moment in whole milliseconds."""
+    return f"{prefix}-{int(moment.timestamp() * 1000)}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The three middleware, outermost first: journal and access log, transport faults, authentication.
+"""The middleware, outermost first: journal and access log, transport faults, authentication, the
+LOAD-P95-LATENCY fault (answers slow when requests overlap), the RESPONSE-CONTENT-TYPE-JSON labels.
 
 Authentication runs before routing, so an unknown path without a key is answered 401 (as most
 frameworks do; Schemathesis accepts it). The mock's own tooling lives outside the API's paths and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -32,6 +34,7 @@ from mock_server.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from mock_server.faults import OVERLAP_DELAY_MS
 from mock_server.journal import REDACTED, JournalEntry, Redactor
 from mock_server.runtime import Runtime, note
 
@@ -45,6 +48,7 @@ __all__ = [
     "AnswerLabels",
     "Authentication",
     "JournalRecorder",
+    "SlowUnderLoad",
     "TransportFaults",
     "inspector_cookie_value",
     "is_admin_path",
@@ -251,6 +255,42 @@ class TransportFaults:
             raise TooManyRequests(
                 f"Too many requests; retry after {retry_after} seconds.", headers={"Retry-After": retry_after}
             )
+
+
+class SlowUnderLoad:
+    """The LOAD-P95-LATENCY fault: an API request that arrives while another is being handled waits
+    OVERLAP_DELAY_MS first, as a server whose work queues behind a lock does. Requests sent one at a time
+    are answered at once (run's checks, one by one, never see it); overlapping ones (load) are slow.
+
+    Every API request is counted, fault or not, so that switching the fault on mid-load counts right.
+    """
+
+    def __init__(self, rt: Runtime, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rt = rt
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if is_tool_path(req.path):
+            return
+        with self._lock:
+            others = self._in_flight
+            self._in_flight += 1
+        req.context.counted_in_flight = True
+        if others and self._rt.active("LOAD-P95-LATENCY"):
+            note(req, f"fault LOAD-P95-LATENCY ({OVERLAP_DELAY_MS} ms: {others} other request(s) in flight)")
+            self._sleep(OVERLAP_DELAY_MS / 1000)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        # Falcon runs every process_response, also when an earlier process_request refused the request
+        # (a 401): only a request this middleware counted is uncounted.
+        if getattr(req.context, "counted_in_flight", False):
+            req.context.counted_in_flight = False
+            with self._lock:
+                self._in_flight -= 1
 
 
 class AnswerLabels:

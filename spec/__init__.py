@@ -31,6 +31,7 @@ import yaml
 __all__ = [
     "OPENAPI_PATH",
     "RULES_PATH",
+    "TRAFFIC_PATH",
     "Catalogue",
     "CatalogueError",
     "JsonYamlLoader",
@@ -52,6 +53,8 @@ __all__ = [
 _HERE = Path(__file__).parent
 OPENAPI_PATH: Path = _HERE / "openapi.yaml"
 RULES_PATH: Path = _HERE / "rules.yaml"
+# The traffic model of `enginy-conformance load` (what Enginy sends, in what proportions).
+TRAFFIC_PATH: Path = _HERE / "traffic.yaml"
 
 Level = Literal["MUST", "SHOULD"]
 _LEVELS: tuple[str, ...] = get_args(Level)

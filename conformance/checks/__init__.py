@@ -25,6 +25,7 @@ from conformance.checks._context import CheckContext
 from conformance.checks._registry import (
     CHECKS,
     FIXTURES,
+    LOAD_ONLY,
     SCHEMATHESIS_ONLY,
     CheckFunction,
     FixturePlan,
@@ -39,6 +40,7 @@ from conformance.checks._spec import SpecSchemas, is_iso8601_datetime
 __all__ = [
     "CHECKS",
     "FIXTURES",
+    "LOAD_ONLY",
     "SCHEMATHESIS_ONLY",
     "CheckContext",
     "CheckFunction",

@@ -1,10 +1,11 @@
 """The tiny explicit registry of scripted checks, and of the shared fixtures they build on.
 
 A check is registered with `@check("RULE-ID", uses=..., sends=...)`. The registry refuses, at import time,
-a rule id that is not in the catalogue, a rule that Schemathesis alone judges, and a second check for the
-same rule. `uses` names the shared fixtures a check relies on and `sends` the requests it makes itself;
-together with each fixture's own `sends` they are the plan `--dry-run` prints (a test compares them with
-the requests a run really makes, so they cannot drift).
+a rule id that is not in the catalogue, a rule that Schemathesis alone judges, a rule that only
+`enginy-conformance load` judges, and a second check for the same rule. `uses` names the shared fixtures
+a check relies on and `sends` the requests it makes itself; together with each fixture's own `sends`
+they are the plan `--dry-run` prints (a test compares them with the requests a run really makes, so
+they cannot drift).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKS",
     "FIXTURES",
+    "LOAD_ONLY",
     "SCHEMATHESIS_ONLY",
     "CheckFunction",
     "FixturePlan",
@@ -49,6 +51,11 @@ SCHEMATHESIS_ONLY: Final = frozenset(
     }
 )
 
+# Rules only `enginy-conformance load` judges (conformance.load), from the latencies of many requests
+# sent at once: `run` does not select them (conformance.runner.select_rules), so they are neither
+# passed nor "not judged" in its reports, and no check is ever registered for them.
+LOAD_ONLY: Final = frozenset({"LOAD-P95-LATENCY"})
+
 # A check returns None, or a note saying how the rule held (e.g. "no answer showed a timestamp"), when its
 # rule holds; it raises RuleViolation when it does not and NotApplicable when it cannot be judged.
 CheckFunction = Callable[["CheckContext"], str | None]
@@ -57,7 +64,7 @@ T = TypeVar("T")
 
 
 class RegistryError(ValueError):
-    """A check was registered for an unknown rule, a Schemathesis-only rule, or twice."""
+    """A check was registered for an unknown rule, a Schemathesis-only or load-only rule, or twice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +111,12 @@ class FixturePlan:
 class Registry:
     """Checks keyed by rule id, in registration order (which is the order a run judges them in)."""
 
-    def __init__(self, rule_ids: Iterable[str], *, excluded: Iterable[str] = ()) -> None:
+    def __init__(
+        self, rule_ids: Iterable[str], *, excluded: Iterable[str] = (), load_only: Iterable[str] = ()
+    ) -> None:
         self._known = frozenset(rule_ids)
         self._excluded = frozenset(excluded)
+        self._load_only = frozenset(load_only)
         self._checks: dict[str, RegisteredCheck] = {}
 
     def check(
@@ -124,6 +134,11 @@ class Registry:
                 raise RegistryError(
                     f"{function.__name__} judges {rule_id}, which Schemathesis alone judges; add evidence "
                     "to it from the run instead of registering a check."
+                )
+            if rule_id in self._load_only:
+                raise RegistryError(
+                    f"{function.__name__} judges {rule_id}, which only enginy-conformance load judges "
+                    "(conformance.load); judge it there instead of registering a check."
                 )
             if rule_id in self._checks:
                 other = self._checks[rule_id].name
@@ -160,7 +175,7 @@ class Registry:
 
 
 # The one global registry, filled when conformance.checks imports the family modules.
-CHECKS: Final = Registry(load_catalogue().ids, excluded=SCHEMATHESIS_ONLY)
+CHECKS: Final = Registry(load_catalogue().ids, excluded=SCHEMATHESIS_ONLY, load_only=LOAD_ONLY)
 check = CHECKS.check
 
 # Shared fixtures: name -> plan. Built once per run and memoized on the context (see `shared`).

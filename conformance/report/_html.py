@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from conformance.baseline import accepted_summary, describe_mark
 from conformance.report._common import (
@@ -35,7 +36,16 @@ from conformance.report._common import (
     not_judged_reason,
     ordered,
 )
-from conformance.results import Evidence, Exchange, RecordedRequest, RecordedResponse, Result, RunReport
+from conformance.results import (
+    Evidence,
+    Exchange,
+    LoadSummary,
+    RecordedRequest,
+    RecordedResponse,
+    Result,
+    RunReport,
+    TimePoint,
+)
 
 __all__ = ["render_html", "write_html"]
 
@@ -222,6 +232,84 @@ def _environment(header: str) -> Environment:
     return environment
 
 
+_CHART_W: Final = 720
+_CHART_H: Final = 150
+_PAD: Final = 40
+
+
+def _polyline(points: list[tuple[float, float]], *, colour: str, dash: str = "") -> str:
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    dashed = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dashed} points="{coords}"/>'
+
+
+def _chart(
+    title: str,
+    points: tuple[TimePoint, ...],
+    series: list[tuple[str, str, list[float]]],
+    unit: str,
+    *,
+    line: float | None = None,
+) -> str:
+    """One inline SVG line chart over the seconds of the run; only numbers and fixed words go in it."""
+    top = max([max(values, default=0.0) for _, _, values in series] + [line or 0.0, 1.0]) * 1.1
+    last = max(1, len(points) - 1)
+
+    def xy(index: int, value: float) -> tuple[float, float]:
+        x = _PAD + (_CHART_W - 2 * _PAD) * index / last
+        return x, _CHART_H - _PAD / 2 - (_CHART_H - _PAD) * value / top
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{_CHART_W}" height="{_CHART_H}" '
+        f'viewBox="0 0 {_CHART_W} {_CHART_H}" class="load-chart"><title>{title}</title>',
+        f'<text x="{_PAD}" y="14" font-size="12">{title}</text>',
+        f'<text x="4" y="{_CHART_H - _PAD / 2:.0f}" font-size="10">0</text>',
+        f'<text x="4" y="{_PAD / 2 + 10:.0f}" font-size="10">{top / 1.1:.0f} {unit}</text>',
+        f'<text x="{_CHART_W - _PAD}" y="{_CHART_H - 4}" font-size="10">{len(points)} s</text>',
+    ]
+    for name, colour, values in series:
+        parts.append(_polyline([xy(i, v) for i, v in enumerate(values)], colour=colour))
+        parts.append(
+            f'<text x="{_CHART_W - _PAD - 120}" y="{14 + 12 * len(parts) % 48}" font-size="10" '
+            f'fill="{colour}">{name}</text>'
+        )
+    if line is not None:
+        parts.append(_polyline([xy(0, line), xy(last, line)], colour="#b00020", dash="6 4"))
+        parts.append(
+            f'<text x="{_PAD + 4}" y="{xy(0, line)[1] - 4:.1f}" font-size="10" fill="#b00020">'
+            f"budget {line:g} {unit}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def load_chart(load: LoadSummary) -> Markup:
+    """Requests/s and latency percentiles over the run, as two inline SVG charts (no external assets)."""
+    points = load.points
+    throughput = _chart(
+        "Requests per second",
+        points,
+        [
+            ("req/s", "#1f5fa8", [float(p.requests) for p in points]),
+            ("failed/s", "#b00020", [float(p.failures) for p in points]),
+        ],
+        "req/s",
+    )
+    latency = _chart(
+        "Latency percentiles",
+        points,
+        [
+            ("p50", "#2e7d32", [p.p50_ms for p in points]),
+            ("p95", "#ef6c00", [p.p95_ms for p in points]),
+            ("p99", "#6a1b9a", [p.p99_ms for p in points]),
+        ],
+        "ms",
+        line=load.p95_budget_ms,
+    )
+    # Built from numbers and fixed words only, so it is safe as markup.
+    return Markup(throughput + "<br>" + latency)
+
+
 def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
     """The page as text; `settings` are the already scrubbed run settings."""
     results = ordered(report.results)
@@ -253,6 +341,8 @@ def render_html(report: RunReport, *, settings: Mapping[str, object]) -> str:
         sections=sections,
         settings=settings,
         env_key=ENV_KEY,
+        load=report.load,
+        load_chart=load_chart(report.load) if report.load is not None else "",
     )
 
 

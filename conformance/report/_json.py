@@ -24,6 +24,7 @@ from conformance.results import (
     BaselineMark,
     Evidence,
     Exchange,
+    LoadSummary,
     RecordedRequest,
     RecordedResponse,
     Result,
@@ -149,6 +150,36 @@ def to_document(report: RunReport) -> dict[str, Any]:
         "rate_limited": report.rate_limited,
         "settings": scrub_settings(report.settings),
         "tool_versions": dict(report.tool_versions),
+        **({"load": _load(report.load)} if report.load is not None else {}),
+    }
+
+
+def _load(load: LoadSummary) -> dict[str, Any]:
+    """What `enginy-conformance load` measured: throughput and latency, overall and per second."""
+    return {
+        "users": load.users,
+        "spawn_rate": load.spawn_rate,
+        "duration_s": load.duration_s,
+        "workers": load.workers,
+        "requests": load.requests,
+        "failures": load.failures,
+        "requests_per_s": load.requests_per_s,
+        "p50_ms": load.p50_ms,
+        "p95_ms": load.p95_ms,
+        "p99_ms": load.p99_ms,
+        "p95_budget_ms": load.p95_budget_ms,
+        "p95_within_budget": load.p95_ms <= load.p95_budget_ms,
+        "timeline": [
+            {
+                "second": point.second,
+                "requests": point.requests,
+                "failures": point.failures,
+                "p50_ms": point.p50_ms,
+                "p95_ms": point.p95_ms,
+                "p99_ms": point.p99_ms,
+            }
+            for point in load.points
+        ],
     }
 
 

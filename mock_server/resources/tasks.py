@@ -18,6 +18,7 @@ import falcon
 
 from mock_server.bodies import json_body
 from mock_server.errors import BadRequest, InternalError, PayloadTooLarge, TaskNotFound
+from mock_server.faults import clock_id
 from mock_server.runtime import Runtime
 from mock_server.storage import Record
 
@@ -85,7 +86,10 @@ class Tasks:
         ):
             raise InternalError("The task could not be created.")
         task = {name: body[name] for name in self._views.create_fields if name in body}
-        task.update(id=rt.ids("task"), completed=False, completedAt=None)
+        clocked = rt.applies(req, "clock-ids")
+        task.update(
+            id=clock_id("task", rt.clock()) if clocked else rt.ids("task"), completed=False, completedAt=None
+        )
         rt.bend_timestamps(req, task, ("dueDate",))
         rt.store.add("tasks", [task])
         answer = self._views.view(task)

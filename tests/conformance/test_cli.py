@@ -71,7 +71,7 @@ def test_the_version_names_the_suite_the_spec_and_schemathesis():
     assert result.exit_code == 0
     assert (
         result.output.startswith("enginy-conformance ")
-        and "(spec 1.0.0, 56 rules: 32 MUST, 24 SHOULD;" in result.output
+        and "(spec 1.0.0, 57 rules: 32 MUST, 25 SHOULD;" in result.output
     )
     assert "schemathesis 4." in result.output
 
@@ -91,7 +91,7 @@ def test_replay_help_says_what_is_never_re_sent_in_its_own_words():
 
 
 def test_every_command_is_documented_with_an_example():
-    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy"}
+    assert set(cli.commands) == {"run", "rules", "demo", "replay", "scenario", "proxy", "load"}
     for name, command in [("enginy-conformance", cli), *cli.commands.items()]:
         doc = command.help or ""
         summary = doc.strip().splitlines()[0] if doc.strip() else ""
@@ -123,16 +123,20 @@ def test_rules_lists_the_catalogue():
     assert result.exit_code == 0
     for rule in load_catalogue():
         assert rule.id in result.output
+    # The one rule run leaves out says which command judges it.
+    (line,) = [line for line in result.output.splitlines() if "(judged by enginy-conformance load" in line]
+    assert line.startswith("LOAD-P95-LATENCY") and line.endswith(
+        "(judged by enginy-conformance load, not run)"
+    )
 
 
 def test_rules_json_and_level():
     data = json.loads(invoke("rules", "--json", "--level", "should").output)
     assert data and {item["level"] for item in data} == {"SHOULD"}
     assert {"id", "level", "operations", "statement", "source", "judged_by"} <= set(data[0])
-    assert {item["judged_by"] for item in json.loads(invoke("rules", "--json").output)} == {
-        "scripted",
-        "schemathesis",
-    }
+    judged_by = {item["id"]: item["judged_by"] for item in json.loads(invoke("rules", "--json").output)}
+    assert set(judged_by.values()) == {"scripted", "schemathesis", "load"}
+    assert [rule_id for rule_id, by in judged_by.items() if by == "load"] == ["LOAD-P95-LATENCY"]
 
 
 # --- run against a conformant server and a broken one -------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.checks import CHECKS
+from conformance.checks import CHECKS, LOAD_ONLY
 from conformance.errors import TransportError, UsageError
 from conformance.results import Evidence, fold
 from conformance.runner import (
@@ -19,6 +19,7 @@ from conformance.runner import (
     describe_plan,
     plan_run,
     run,
+    select_rules,
     share_pass_time,
     summary_table,
 )
@@ -53,6 +54,7 @@ def test_the_dry_run_text(fake_crm):
     settings = RunSettings(base_url="http://user:secret@crm.test/x", api_key="", max_writes=10)
     text = "\n".join(describe_plan(settings, plan_run(settings)))
     assert "nothing will be sent to http://crm.test/x" in text and "secret" not in text
+    # 56 of the catalogue's 57: LOAD-P95-LATENCY is judged by `load` alone (test_only_load_judges_...).
     assert "Rules to judge: 56 (32 MUST, 24 SHOULD)" in text and "--max-writes: 10" in text
     assert "Then a Schemathesis pass (profile quick)" in text
 
@@ -76,6 +78,16 @@ def test_unknown_only_ids_are_a_usage_error_with_close_matches(fake_crm):
     settings = RunSettings(base_url=fake_crm().url, api_key=KEY, only=("TASK-BATCH-RUOTE",))
     with pytest.raises(UsageError, match="did you mean TASK-BATCH-ROUTE"):
         run(settings, out=lambda _: None, engine=False, write=False)
+
+
+def test_only_load_judges_the_load_rules_so_run_never_reports_them_not_judged():
+    selected = select_rules(RunSettings(base_url="http://x", api_key=KEY))
+    assert set(load_catalogue().ids) - set(selected.ids) == LOAD_ONLY == {"LOAD-P95-LATENCY"}
+    only = RunSettings(base_url="http://x", api_key=KEY, only=("HEALTH-OK", "LOAD-P95-LATENCY"))
+    with pytest.raises(
+        UsageError, match=r"^LOAD-P95-LATENCY is judged only under load: run enginy-conformance load"
+    ):
+        select_rules(only)
 
 
 def test_a_crashing_check_is_reported_not_raised(fake_crm, judge):

@@ -69,8 +69,11 @@ def test_list_faults_json_keeps_the_shape_other_tools_parse():
     assert [entry["id"] for entry in entries] == list(FAULTS.ids)
     for entry in entries:
         assert {"id", "kind", "rule", "description", "params"} <= set(entry)
-        assert entry["kind"] in {"rule", "transport"}
-        assert entry["rule"] == (entry["id"] if entry["kind"] == "rule" else None)
+        assert entry["kind"] in {"rule", "transport", "concurrency"}
+        if entry["kind"] != "concurrency":  # a concurrency fault names the rule it breaks (clock-ids)
+            assert entry["rule"] == (entry["id"] if entry["kind"] == "rule" else None)
+        else:
+            assert entry["rule"] and entry["level"]
         assert isinstance(entry["params"], dict) and isinstance(entry["description"], str)
     latency = next(entry for entry in entries if entry["id"] == "latency")
     assert latency["params"]["ms"]["default"] == 200
@@ -208,7 +211,7 @@ def test_the_version_names_the_package_the_spec_and_schemathesis():
     result = run("--version")
     assert result.exit_code == 0
     assert re.fullmatch(
-        r"enginy-mock \S+ \(spec 1\.0\.0, 56 rules: 32 MUST, 24 SHOULD; schemathesis 4\.\S+\)\n",
+        r"enginy-mock \S+ \(spec 1\.0\.0, 57 rules: 32 MUST, 25 SHOULD; schemathesis 4\.\S+\)\n",
         result.output,
     ), result.output
 

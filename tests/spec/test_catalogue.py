@@ -77,6 +77,7 @@ def test_paths_point_next_to_the_module():
     assert here / "rules.yaml" == enginy_spec.RULES_PATH
     assert enginy_spec.OPENAPI_PATH.is_file()
     assert enginy_spec.RULES_PATH.is_file()
+    assert here / "traffic.yaml" == enginy_spec.TRAFFIC_PATH and enginy_spec.TRAFFIC_PATH.is_file()
     assert (here / "py.typed").is_file()
 
 
