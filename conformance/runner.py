@@ -1240,7 +1240,9 @@ def counts_line(report: RunReport) -> str:
     counts = []
     for outcome in ("passed", "failed", "warning", "skipped"):
         accepted = sum(1 for result in report.accepted if result.outcome == outcome)
-        counts.append(f"{report.count(outcome)} {outcome}" + (f" ({accepted} accepted)" if accepted else ""))
+        count = report.count(outcome)
+        noun = "warnings" if outcome == "warning" and count != 1 else outcome
+        counts.append(f"{count} {noun}" + (f" ({accepted} accepted)" if accepted else ""))
     return f"{', '.join(counts)} in {report.duration_s:.1f} s."
 
 

@@ -22,7 +22,7 @@ from enginy_spec import load_catalogue
 from enginy_spec.reproduction import scenario_from_report
 
 from .conftest import start_mock, stop_mock
-from .test_mock_faults import RULE_FAULTS
+from .test_mock_faults import ALL_RULE_FAULTS
 
 KEY = "canary-repro-KEY-5a1c93"
 HEADER = "X-CRM-Token"
@@ -99,7 +99,7 @@ def test_from_report_refuses_what_is_not_a_report_in_one_line(tmp_path: Path) ->
 
 def test_every_rule_has_a_mock_fault_of_its_id() -> None:
     # What scenario_from_report rests on: a broken rule is always a fault the mock can switch on.
-    assert {rule.id for rule in load_catalogue()} <= {fault["id"] for fault in RULE_FAULTS}
+    assert {rule.id for rule in load_catalogue()} <= {fault["id"] for fault in ALL_RULE_FAULTS}
 
 
 def test_a_passing_report_reproduces_a_conformant_server_and_a_fast_one_no_latency() -> None:
