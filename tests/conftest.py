@@ -85,3 +85,30 @@ def chromium(tmp_path: Path) -> Chromium:
             pytest.fail("CI is set but chromium is not installed; .ci/run installs Debian's chromium.")
         pytest.skip("chromium is not installed (Debian: apt-get install chromium); browser tests need it.")
     return Chromium(executable=executable, profile=tmp_path / "chromium-profile")
+
+
+# The modules that take a minute or more, slowest first. Under xdist's --dist loadfile (pyproject's
+# addopts) each module goes whole to one worker, in collection order: started last, the zoo alone would
+# keep one core busy for two minutes after the other has run out of work.
+SLOW_FIRST = (
+    "tests/conformance/test_zoo.py",
+    "tests/conformance/test_mock_faults.py",
+    "tests/conformance/test_cli.py",
+    "tests/conformance/test_load.py",
+    "tests/conformance/test_reproduction.py",
+    "tests/conformance/test_stranger_crm.py",
+    "tests/test_readme.py",
+    "tests/conformance/test_terminal.py",
+    "tests/conformance/test_concurrency.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(SLOW_FIRST)}
+    root = config.rootpath
+
+    def slowness(item: pytest.Item) -> int:
+        relative = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        return rank.get(relative, len(SLOW_FIRST))
+
+    items.sort(key=slowness)  # stable: within a module, and among the others, the order stays
