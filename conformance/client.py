@@ -66,6 +66,7 @@ __all__ = [
     "Request",
     "Sent",
     "deadline_watch",
+    "parsed_body",
     "path_for",
     "watch_session",
 ]
@@ -102,6 +103,16 @@ class NotJSON:
 
 
 NOT_JSON: Final = NotJSON()
+
+
+def parsed_body(text: str) -> Any:
+    """The JSON of an answer's body, or NOT_JSON when the body is empty or not JSON."""
+    if not text.strip():
+        return NOT_JSON
+    try:
+        return jsonlib.loads(text)
+    except ValueError:
+        return NOT_JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,15 +618,10 @@ class Client:
         elapsed_ms = (time.monotonic() - started) * 1000
         decoded = _decode(content, response)
         text = self._redactor.body(decoded)
-        parsed: Any = NOT_JSON
-        if decoded.strip() and not truncated:
-            # Checks judge the answer as the server gave it: redacting inside the parsed data would
-            # change what is judged whenever the key happens to occur in it (a short key inside an
-            # id). Redaction happens where evidence leaves a check: recorded text, and the runner.
-            try:
-                parsed = jsonlib.loads(decoded)
-            except ValueError:
-                parsed = NOT_JSON
+        # Checks judge the answer as the server gave it: redacting inside the parsed data would
+        # change what is judged whenever the key happens to occur in it (a short key inside an
+        # id). Redaction happens where evidence leaves a check: recorded text, and the runner.
+        parsed: Any = NOT_JSON if truncated else parsed_body(decoded)
         headers_out = self._redactor.headers(dict(response.headers.items()))
         recorded_text = _excerpt(text)
         if truncated:

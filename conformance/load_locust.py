@@ -41,7 +41,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from conformance.checks._spec import SpecSchemas
-from conformance.client import NOT_JSON, RECORDED_BODY_CHARS, Reply, Sent
+from conformance.client import RECORDED_BODY_CHARS, Reply, Sent, parsed_body
 from conformance.judges import Seen, judge_exchange
 from conformance.load_model import TrafficModel
 from conformance.load_results import LoadTally, evidence_json
@@ -196,12 +196,7 @@ class EnginyUser(FastHttpUser):
                     status=status, headers=answer_headers, body=_excerpt(text), elapsed_ms=elapsed_ms
                 ),
             )
-            parsed: Any = NOT_JSON
-            if text.strip():
-                try:
-                    parsed = json.loads(response.text or "")
-                except ValueError:
-                    parsed = NOT_JSON
+            parsed = parsed_body(response.text or "")
             reply = Reply(
                 status=status,
                 headers=answer_headers,

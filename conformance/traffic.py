@@ -39,7 +39,6 @@ How each exchange is judged:
 from __future__ import annotations
 
 import base64
-import json
 import queue
 import threading
 import time
@@ -48,14 +47,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import Final, Literal, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import harfile
 
 from conformance import judgements
 from conformance.checks._spec import SpecSchemas
-from conformance.client import NOT_JSON, RECORDED_BODY_CHARS, Reply, Sent
+from conformance.client import RECORDED_BODY_CHARS, Reply, Sent, parsed_body
 from conformance.judgements import Judged
 from conformance.judges import operation_matcher
 from conformance.proxy import MAX_ANSWER_BYTES, Forwarded
@@ -270,12 +269,7 @@ class Traffic:
     ) -> Reply:
         status = forwarded.status
         assert status is not None
-        parsed: Any = NOT_JSON
-        if decoded.strip():
-            try:
-                parsed = json.loads(decoded)
-            except ValueError:
-                parsed = NOT_JSON
+        parsed = parsed_body(decoded)
         sent = Sent(
             method=forwarded.method.upper(),
             path=self.secrets.url(forwarded.target),
