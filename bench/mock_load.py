@@ -76,7 +76,13 @@ class Outcome:
 
 def _serve_bare(port: int) -> None:
     """The ceiling: the smallest WSGI app, served by the same MockServer (waitress, 8 threads)."""
+    import logging
+
     from mock_server.serving import MockServer
+
+    # Logged as the mock logs (mock_server.cli): without this, waitress's per-request "Task queue depth"
+    # warnings go to stderr through logging's last resort, and the ceiling measures them.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     def app(environ, start_response):  # type: ignore[no-untyped-def]
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "15")])

@@ -152,6 +152,10 @@ def _configure_logging(level: str, secrets: Sequence[str]) -> None:
         # Replace our handler from a previous run in this process (tests invoke the command repeatedly).
         log.handlers = [h for h in log.handlers if h.get_name() != PROG] + [handler]
         log.setLevel(max(getattr(logging, level.upper()), floor))
+    # waitress warns "Task queue depth is N" on every request that finds all threads busy: thousands of
+    # lines a second under load, and their formatting and redaction cost the mock a third of its
+    # speed. MockServer says it once in a while instead (serving.BACKLOG_REPORT_INTERVAL).
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def fault_catalogue() -> list[dict[str, Any]]:

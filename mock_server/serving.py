@@ -25,6 +25,7 @@ its own socket, or serves sockets bound by a parent process (``bind_sockets``, f
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -44,13 +45,17 @@ from waitress.task import ErrorTask, WSGITask  # type: ignore[import-untyped]
 from mock_server.errors import DropConnection, error_body
 from mock_server.middleware import RAW_HEADER_NAMES
 
-__all__ = ["ConnectionLimits", "MockServer", "bind_sockets"]
+__all__ = ["BACKLOG_REPORT_INTERVAL", "ConnectionLimits", "MockServer", "bind_sockets"]
+
+logger = logging.getLogger("mock_server")
 
 # waitress buffers a whole body before calling the app. Let it take comfortably more than the app's
 # own limit, so that the app (not waitress) answers 413 and the client has finished sending by then.
 _BODY_SLACK = 64 * 1024 * 1024
 _LOOP_TIMEOUT = 0.2  # how long stop() may wait for the poll loop to notice
 _SWEEP_INTERVAL = 0.5  # how often the request deadline is checked; a deadline is at most this late
+BACKLOG_REPORT_INTERVAL = 10.0
+"""Seconds between two "requests are waiting for a thread" warnings (waitress's own are silenced)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +181,8 @@ class MockServer:
         supervisor, e.g. after ``kill -9``, would hold the port forever)."""
         self._stop = threading.Event()
         self._parent_pid = parent_pid
+        self._threads = threads
+        self._next_backlog_report = 0.0
         self.limits = limits if limits is not None else ConnectionLimits()
         where: dict[str, Any] = {"sockets": list(sockets)} if sockets else {"host": host, "port": port}
         self._server = create_server(
@@ -218,6 +225,17 @@ class MockServer:
             if isinstance(channel, _Channel) and channel.overdue(cutoff):
                 channel.will_close = True  # the loop closes it on its next pass (writable() says so)
 
+    def _report_backlog(self, now: float) -> None:
+        """Warn, at most once per BACKLOG_REPORT_INTERVAL, that requests wait for a free thread."""
+        waiting = len(self._listeners[0].task_dispatcher.queue)
+        if waiting and now >= self._next_backlog_report:
+            self._next_backlog_report = now + BACKLOG_REPORT_INTERVAL
+            logger.warning(
+                "%d request(s) waiting: all %d threads are busy (more --threads, or --workers, may help)",
+                waiting,
+                self._threads,
+            )
+
     def serve_forever(self) -> None:
         """Serve until ``stop()``; then finish in-flight requests, stop the threads, close every socket."""
         socket_map = self._socket_map()
@@ -229,6 +247,7 @@ class MockServer:
                 if now >= next_sweep:
                     next_sweep = now + _SWEEP_INTERVAL
                     self._sweep(socket_map, now)
+                    self._report_backlog(now)
                     if self._parent_pid is not None and os.getppid() != self._parent_pid:
                         break
         finally:

@@ -285,3 +285,25 @@ def test_8_threads_x_200_creates_give_1600_distinct_readable_tasks(make_live, tm
     assert {task["subject"] for task in tasks} == {f"{s}-{n}" for s in range(8) for n in range(200)}
     store.close()
     assert time.perf_counter() - started < 60
+
+
+def test_requests_waiting_for_a_thread_are_reported_once_in_a_while_not_once_each(make_live, caplog):
+    live = make_live(threads=1, faults=("latency:ms=250",))
+    replies: list[int] = []
+
+    def get() -> None:
+        conn = http.client.HTTPConnection(live.server.host, live.server.port, timeout=30)
+        conn.request("GET", "/health", headers={"X-API-Key": live.mock.api_key})
+        replies.append(conn.getresponse().status)
+        conn.close()
+
+    with caplog.at_level(logging.WARNING, logger="mock_server"):
+        clients = [threading.Thread(target=get) for _ in range(6)]  # 1.5 s of work for one thread
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+    assert replies == [200] * 6
+    waiting = [r.getMessage() for r in caplog.records if r.name == "mock_server" and "waiting" in r.message]
+    assert len(waiting) == 1, waiting
+    assert "all 1 threads are busy" in waiting[0]
