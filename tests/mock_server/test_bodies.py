@@ -41,5 +41,12 @@ def test_nesting_up_to_the_limit_is_fine():
 def test_escaped_nul_and_lone_surrogates_parse_and_serialise_safely():
     value = parse_json(b'{"a": "\\u0000", "b": "\\ud800"}')
     assert value == {"a": "\x00", "b": "\ud800"}
-    assert json.loads(dumps(value)) == value
-    dumps(value).encode("utf-8")  # never raises: ensure_ascii
+    assert json.loads(dumps(value)) == value  # orjson refuses the surrogate; json writes it escaped
+    assert dumps(value) == b'{"a":"\\u0000","b":"\\ud800"}'
+
+
+def test_answers_are_compact_utf8_json_and_what_orjson_refuses_is_still_written():
+    assert (
+        dumps({"name": "Zoë", "n": [1, 2.5, None, True]}) == '{"name":"Zoë","n":[1,2.5,null,true]}'.encode()
+    )
+    assert json.loads(dumps({"big": 2**70})) == {"big": 2**70}

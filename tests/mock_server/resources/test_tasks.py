@@ -177,3 +177,22 @@ def test_ids_in_paths_are_looked_up_verbatim(mock):
         result = mock.client.simulate_get(f"/tasks/{odd}")
         assert result.status_code == 404, odd
         assert result.json["error"] in {"Task not found", "Not found"}
+
+
+def test_every_answer_has_the_same_fields_in_the_same_order_whatever_the_store_holds(mock):
+    # The usual stored task and the odd ones (a stray field, completed null, no subject) are answered
+    # by two different ways of building the view: they must agree.
+    shape = list(mock.create_task(subject="usual"))
+    mock.store.put(
+        "tasks",
+        [
+            {"id": "t-stray", "subject": "s", "completed": None, "stray": 1},
+            {"id": "t-no-subject", "type": "call", "completed": True, "completedAt": "2024-01-15T10:00:00Z"},
+        ],
+    )
+    stray, no_subject = mock.client.simulate_post(
+        "/tasks/batch", json={"ids": ["t-stray", "t-no-subject"]}
+    ).json
+    assert list(stray) == shape and stray["completed"] is False and "stray" not in stray
+    assert list(no_subject) == [name for name in shape if name != "subject"]
+    assert no_subject["completed"] is True and no_subject["completedAt"] == "2024-01-15T10:00:00Z"
