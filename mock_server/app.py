@@ -25,14 +25,7 @@ from mock_server.errors import ApiError, DropConnection, InternalError, describe
 from mock_server.faults import FaultState, parse_faults
 from mock_server.inspector import Inspector
 from mock_server.journal import Journal
-from mock_server.middleware import (
-    AnswerLabels,
-    Authentication,
-    JournalRecorder,
-    SlowUnderLoad,
-    TransportFaults,
-    is_tool_path,
-)
+from mock_server.middleware import Gate, JournalRecorder, is_tool_path
 from mock_server.resources.activities import Activities
 from mock_server.resources.associations import Associations
 from mock_server.resources.health import Health
@@ -132,16 +125,9 @@ def create_app(
     )
     rt.restore_initial_records()
 
-    recorder = JournalRecorder(rt)
-    # Outermost first: the journal sees every answer (labels included), transport faults act before
-    # authentication; LOAD-P95-LATENCY slows only requests that passed it, as a server's work would.
-    middleware: list[Any] = [
-        recorder,
-        TransportFaults(rt),
-        Authentication(rt),
-        SlowUnderLoad(rt),
-        AnswerLabels(rt),
-    ]
+    # Journal, transport faults, authentication, LOAD-P95-LATENCY, labels: see middleware.Gate.
+    gate = Gate(rt)
+    middleware: list[Any] = [gate]
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         media_type=falcon.MEDIA_JSON, middleware=middleware
     )
@@ -149,7 +135,7 @@ def create_app(
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.set_error_serializer(_ErrorSerializer(rt))
     app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(DropConnection, _DropHandler(recorder))
+    app.add_error_handler(DropConnection, _DropHandler(gate.recorder))
 
     views = TaskViews(rt)
     task_item = TaskItem(rt, views)

@@ -16,7 +16,7 @@ import json
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "REDACTED",
     "Journal",
     "JournalEntry",
+    "PendingEntry",
     "Redactor",
     "redact",
     "redact_headers",
@@ -183,21 +184,54 @@ class JournalEntry:
         return asdict(self)
 
 
+class PendingEntry:
+    """An exchange journaled as it was seen; its ``JournalEntry`` (redacted, cut) is built when first read.
+
+    Redacting and cutting two header sets and two bodies was most of the journal's cost per request,
+    and most entries are never read (the ring buffer drops them first). The secrets stay in this
+    process's memory until then, as they were in the request itself; nothing leaves the process
+    unredacted: readers get ``entry()``, and a journal kept outside the process (``SharedJournal``)
+    builds it at once.
+    """
+
+    __slots__ = ("_build", "_entry")
+
+    def __init__(self, build: Callable[[], JournalEntry]) -> None:
+        self._build: Callable[[], JournalEntry] | None = build
+        self._entry: JournalEntry | None = None
+
+    def entry(self) -> JournalEntry:
+        # Two threads reading at once may both build it: the same entry twice, harmless.
+        if self._entry is None:
+            build = self._build
+            assert build is not None
+            self._entry = build()
+            self._build = None  # let go of the raw request and answer
+        return self._entry
+
+
 class Journal:
     """A bounded ring buffer of entries, newest first when read. Thread-safe."""
 
     def __init__(self, size: int) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._entries: deque[JournalEntry | PendingEntry] = deque(maxlen=size)
 
     def record(self, entry: JournalEntry) -> None:
         with self._lock:
             self._entries.append(entry)
 
+    def record_later(self, pending: PendingEntry) -> None:
+        """Keep an exchange whose entry is built only if it is read (see ``PendingEntry``)."""
+        with self._lock:
+            self._entries.append(pending)
+
     def entries(self, limit: int | None = None) -> list[JournalEntry]:
         with self._lock:
             newest_first = list(reversed(self._entries))
-        return newest_first if limit is None else newest_first[:limit]
+        if limit is not None:
+            newest_first = newest_first[:limit]
+        return [item.entry() if isinstance(item, PendingEntry) else item for item in newest_first]
 
     def clear(self) -> None:
         with self._lock:

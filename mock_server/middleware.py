@@ -1,5 +1,7 @@
-"""The middleware, outermost first: journal and access log, transport faults, authentication, the
-LOAD-P95-LATENCY fault (answers slow when requests overlap), the RESPONSE-CONTENT-TYPE-JSON labels.
+"""The middleware: one Falcon middleware, ``Gate``, running these stages in order (outermost first):
+journal and access log, transport faults, authentication, the LOAD-P95-LATENCY fault (answers slow
+when requests overlap), the RESPONSE-CONTENT-TYPE-JSON labels. One middleware rather than five, so
+that which part of the mock a path belongs to is decided once per request, not in every stage.
 
 Authentication runs before routing, so an unknown path without a key is answered 401 (as most
 frameworks do; Schemathesis accepts it). The mock's own tooling lives outside the API's paths and
@@ -35,8 +37,8 @@ from mock_server.errors import (
     Unauthorized,
 )
 from mock_server.faults import OVERLAP_DELAY_MS
-from mock_server.journal import REDACTED, JournalEntry, Redactor
-from mock_server.runtime import Runtime, note
+from mock_server.journal import REDACTED, JournalEntry, PendingEntry, Redactor
+from mock_server.runtime import Runtime, format_timestamp, note
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -47,6 +49,7 @@ __all__ = [
     "READ_ONLY_ADMIN_PATHS",
     "AnswerLabels",
     "Authentication",
+    "Gate",
     "JournalRecorder",
     "SlowUnderLoad",
     "TransportFaults",
@@ -132,12 +135,12 @@ def _as_bytes(value: str) -> bytes:
         return value.encode("utf-8", errors="surrogatepass")
 
 
-def _matches_any(value: str, secrets: Iterable[str]) -> bool:
+def _matches_any(value: str, secrets: Iterable[str | bytes]) -> bool:
     """Constant-time comparison against every secret (no early exit, so timing does not tell which)."""
     candidate = _as_bytes(value)
     found = False
     for secret in secrets:
-        found |= hmac.compare_digest(candidate, secret.encode("utf-8"))
+        found |= hmac.compare_digest(candidate, secret if isinstance(secret, bytes) else secret.encode())
     return found
 
 
@@ -165,14 +168,12 @@ class JournalRecorder:
         self._redact_uri = _UriRedactor(self._redactor)
         self._sensitive = (rt.config.api_key_header,)
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def before(self, req: falcon.Request) -> None:
         req.context.started = time.perf_counter()
         req.context.why = []
         req.context.raw_body = None
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
-    ) -> None:
+    def after(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.record(req, resp.status_code, resp.render_body(), resp.headers)
 
     def record(
@@ -193,30 +194,38 @@ class JournalRecorder:
             access_log.info(
                 "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
             )
-        if is_tool_path(req.path):
+        tool: bool | None = getattr(req.context, "tool", None)  # None: the Gate never saw it
+        if tool or (tool is None and is_tool_path(req.path)):
             return
-        redactor = self._redactor
-        limit = rt.config.journal_body_chars
         raw_body: bytes | None = getattr(req.context, "raw_body", None)
         if raw_body is None:
             raw_body = _unread_body(req, rt.config.max_body_bytes)
-        rt.journal.record(
-            JournalEntry(
-                time=rt.now(),
-                method=req.method,
-                path=self._redact_uri(req.relative_uri),
+        # What the entry needs, taken now (the request and answer objects are reused or gone later);
+        # the redaction and cutting wait until someone reads the journal.
+        moment = rt.clock()
+        method, uri, request_headers = req.method, req.relative_uri, req.headers
+        response_headers = dict(headers or {})
+
+        def build() -> JournalEntry:
+            redactor = self._redactor
+            limit = rt.config.journal_body_chars
+            return JournalEntry(
+                time=format_timestamp(moment),
+                method=method,
+                path=self._redact_uri(uri),
                 status=status,
-                request_headers=redactor.headers(req.headers, sensitive=self._sensitive),
+                request_headers=redactor.headers(request_headers, sensitive=self._sensitive),
                 request_body=redactor.body(raw_body, limit),
                 response_body=redactor.body(body, limit),
                 # The reasons quote what the client sent (an unknown id may be the key itself).
                 why=redactor.words(why),
                 duration_ms=duration_ms,
-                response_headers=redactor.headers(headers or {}, sensitive=()),
+                response_headers=redactor.headers(response_headers, sensitive=()),
                 request_bytes=None if raw_body is None else len(raw_body),
                 response_bytes=None if body is None else len(body),
             )
-        )
+
+        rt.journal.record_later(PendingEntry(build))
 
 
 class TransportFaults:
@@ -233,9 +242,7 @@ class TransportFaults:
             return True
         return False
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if is_tool_path(req.path):
-            return
+    def before(self, req: falcon.Request) -> None:
         rt = self._rt
         if rt.active("latency"):
             delay_ms = rt.faults.param("latency", "ms")
@@ -271,9 +278,7 @@ class SlowUnderLoad:
         self._lock = threading.Lock()
         self._in_flight = 0
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if is_tool_path(req.path):
-            return
+    def before(self, req: falcon.Request) -> None:
         with self._lock:
             others = self._in_flight
             self._in_flight += 1
@@ -282,11 +287,9 @@ class SlowUnderLoad:
             note(req, f"fault LOAD-P95-LATENCY ({OVERLAP_DELAY_MS} ms: {others} other request(s) in flight)")
             self._sleep(OVERLAP_DELAY_MS / 1000)
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
-    ) -> None:
-        # Falcon runs every process_response, also when an earlier process_request refused the request
-        # (a 401): only a request this middleware counted is uncounted.
+    def after(self, req: falcon.Request) -> None:
+        # Runs also when an earlier stage refused the request (a 401): only a request this stage
+        # counted is uncounted.
         if getattr(req.context, "counted_in_flight", False):
             req.context.counted_in_flight = False
             with self._lock:
@@ -299,10 +302,8 @@ class AnswerLabels:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
-    ) -> None:
-        if is_tool_path(req.path) or not 200 <= resp.status_code < 300:
+    def after(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not 200 <= resp.status_code < 300:
             return
         if self._rt.applies(req, "RESPONSE-CONTENT-TYPE-JSON"):
             # Serialize as JSON first: no media handler exists for the label put on afterwards.
@@ -319,14 +320,11 @@ class Authentication:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        # Encoded once: the configured keys do not change while the app runs.
+        self._keys = tuple(key.encode("utf-8") for key in rt.config.api_keys)
+        self._header = rt.config.api_key_header
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if is_admin_path(req.path):
-            self._check_admin(req)
-        elif not is_docs_path(req.path):
-            self._check_key(req)
-
-    def _check_admin(self, req: falcon.Request) -> None:
+    def check_admin(self, req: falcon.Request) -> None:
         admin_token = self._rt.config.admin_token
         token = req.get_header(ADMIN_TOKEN_HEADER)
         browsable = req.method == "GET" and req.path in READ_ONLY_ADMIN_PATHS
@@ -367,8 +365,8 @@ class Authentication:
 
     def _key_elsewhere(self, req: falcon.Request) -> bool:
         """Does a configured key sit in some header other than the configured one?"""
-        keys = self._rt.config.api_keys
-        configured = self._rt.config.api_key_header.lower()
+        keys = self._keys
+        configured = self._header.lower()
         for name, value in req.headers.items():
             if name.lower() == configured:
                 continue
@@ -377,9 +375,9 @@ class Authentication:
                 return True
         return False
 
-    def _check_key(self, req: falcon.Request) -> None:
+    def check_key(self, req: falcon.Request) -> None:
         rt = self._rt
-        header = rt.config.api_key_header
+        header = self._header
         value = req.get_header(header)  # header names are case-insensitive in WSGI already
         raw_names = req.env.get(RAW_HEADER_NAMES)
         if (
@@ -389,7 +387,7 @@ class Authentication:
             and rt.applies(req, "AUTH-HEADER-CASE-INSENSITIVE")
         ):
             value = None
-        if value is not None and _matches_any(value, rt.config.api_keys):
+        if value is not None and _matches_any(value, self._keys):
             return
         if rt.active("AUTH-OTHER-HEADER") and self._key_elsewhere(req):
             rt.applies(req, "AUTH-OTHER-HEADER")
@@ -407,3 +405,42 @@ class Authentication:
         if self._rt.applies(req, "AUTH-401-NOT-403"):
             return Forbidden(message, why=why)
         return Unauthorized(message, why=why)
+
+
+class Gate:
+    """The one Falcon middleware: the stages above in order, each path's part of the mock decided once.
+
+    ``req.context.tool`` says whether the request is for the mock's own tooling (admin, docs): those
+    are authenticated (admin) but never journaled, faulted or counted. Falcon runs
+    ``process_response`` also when ``process_request`` raised (a 401, a 503 fault), so every stage's
+    ``after`` copes with a request that stopped early.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.recorder = JournalRecorder(rt)
+        self._transport = TransportFaults(rt)
+        self._auth = Authentication(rt)
+        self._slow = SlowUnderLoad(rt)
+        self._labels = AnswerLabels(rt)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.recorder.before(req)
+        path = req.path
+        if is_admin_path(path):
+            req.context.tool = True
+            self._auth.check_admin(req)
+        elif is_docs_path(path):
+            req.context.tool = True
+        else:
+            req.context.tool = False
+            self._transport.before(req)
+            self._auth.check_key(req)
+            self._slow.before(req)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        if not req.context.tool:
+            self._labels.after(req, resp)
+            self._slow.after(req)
+        self.recorder.after(req, resp)

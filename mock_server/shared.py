@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mock_server.faults import FaultSelection, FaultState, parse_faults
-from mock_server.journal import Journal, JournalEntry
+from mock_server.journal import Journal, JournalEntry, PendingEntry
 
 __all__ = ["SharedFaultState", "SharedJournal", "StateFile"]
 
@@ -112,6 +112,10 @@ class SharedJournal(Journal):
             seq = db.execute("INSERT INTO journal (entry) VALUES (?)", (text,)).lastrowid
             if seq is not None and seq > self._size:
                 db.execute("DELETE FROM journal WHERE seq <= ?", (seq - self._size,))
+
+    def record_later(self, pending: PendingEntry) -> None:
+        # Redacted before it leaves the process: the state file is on disk.
+        self.record(pending.entry())
 
     def entries(self, limit: int | None = None) -> list[JournalEntry]:
         count = self._size if limit is None else min(limit, self._size)

@@ -10,6 +10,7 @@ from mock_server.journal import (
     REDACTED,
     Journal,
     JournalEntry,
+    PendingEntry,
     Redactor,
     redact,
     redact_headers,
@@ -88,6 +89,30 @@ def test_journal_is_a_bounded_ring_read_newest_first():
     assert [e.path for e in journal.entries(limit=1)] == ["/4"]
     journal.clear()
     assert journal.entries() == []
+
+
+def test_a_pending_entry_is_built_once_when_first_read_and_kept_in_order():
+    built: list[int] = []
+
+    def pending(n: int) -> PendingEntry:
+        return PendingEntry(lambda: built.append(n) or entry(n))
+
+    journal = Journal(size=3)
+    journal.record(entry(0))
+    for n in (1, 2, 3):
+        journal.record_later(pending(n))
+    assert built == []  # nothing built while recording
+    assert [e.path for e in journal.entries(limit=2)] == ["/3", "/2"]
+    assert built == [3, 2]  # only what was read
+    assert [e.path for e in journal.entries()] == ["/3", "/2", "/1"]
+    assert built == [3, 2, 1]  # each built once
+
+
+def test_an_entry_read_later_tells_the_time_of_the_exchange_not_of_the_reading(mock):
+    mock.client.simulate_get("/health")
+    when = mock.clock.now
+    mock.clock.advance(hours=1)
+    assert mock.journal()[0]["time"] == when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def test_the_app_journals_api_exchanges_with_secrets_redacted(make_mock):
