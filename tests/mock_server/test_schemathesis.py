@@ -11,6 +11,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+# Hypothesis imports this module inside `st.randoms()`; two workers (threads) calling it at once for the
+# first time can see it half-initialised ("cannot import name 'RandomStrategy'"), a flake seen twice here.
+import hypothesis.strategies._internal.random  # noqa: F401
 import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
