@@ -22,7 +22,12 @@ import click
 
 from enginy_spec import load_catalogue, version_line
 from mock_server.app import create_app
-from mock_server.config import DEFAULT_API_KEY_HEADER, DEFAULT_MAX_BODY_BYTES, MockConfig
+from mock_server.config import (
+    DEFAULT_API_KEY_HEADER,
+    DEFAULT_JOURNAL_SIZE,
+    DEFAULT_MAX_BODY_BYTES,
+    MockConfig,
+)
 from mock_server.errors import MisconfigurationError
 from mock_server.faults import FAULTS, Fault, parse_faults
 from mock_server.journal import redact
@@ -303,6 +308,15 @@ def _open_store(db: Path | None) -> Store:
     help="Larger bodies are answered 413.",
 )
 @click.option(
+    "--journal-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOURNAL_SIZE,
+    show_default=True,
+    envvar="ENGINY_MOCK_JOURNAL_SIZE",
+    show_envvar=True,
+    help="Exchanges /__admin/journal keeps (the newest; older ones are dropped).",
+)
+@click.option(
     "--no-users",
     is_flag=True,
     envvar="ENGINY_MOCK_NO_USERS",
@@ -404,6 +418,7 @@ def cli(
     seed_data: Path | None,
     admin_token: str | None,
     max_body_bytes: int,
+    journal_size: int,
     no_users: bool,
     threads: int,
     workers: int,
@@ -458,7 +473,7 @@ def cli(
     try:
         settings = resolve_settings(click.get_current_context(), scenario)
         parse_faults(settings["fault_specs"])
-        config = MockConfig(api_keys=api_keys, admin_token=token, **settings)
+        config = MockConfig(api_keys=api_keys, admin_token=token, journal_size=journal_size, **settings)
     except MisconfigurationError as ex:
         _usage(str(ex))
     if scenario is not None:

@@ -440,7 +440,8 @@ class Gate:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        if not req.context.tool:
+        tool: bool | None = getattr(req.context, "tool", None)
+        if not (tool or (tool is None and is_tool_path(req.path))):
             self._labels.after(req, resp)
             self._slow.after(req)
         self.recorder.after(req, resp)

@@ -160,7 +160,8 @@ def test_a_target_that_is_not_loopback_is_refused_before_any_request(tmp_path):
 
 
 def test_max_writes_caps_every_write_of_the_load(mock_starter, tmp_path):
-    mock = mock_starter()
+    # A journal long enough for every read of the 3 s too: the writes must still be in it at the end.
+    mock = mock_starter("--journal-size", "100000")
     code, output, document = load(mock, tmp_path, "--users", "4", "--duration", "3", "--max-writes", "25")
     assert code == 0, output
     assert document["settings"]["writes"] == 25 and document["settings"]["writes_capped"] is True

@@ -241,10 +241,14 @@ def test_every_option_can_come_from_the_environment(running):
         "ENGINY_MOCK_NO_USERS": "1",
         "ENGINY_MOCK_API_KEY_HEADER": "X-Crm-Key",
         "ENGINY_MOCK_LOG_LEVEL": "warning",
+        "ENGINY_MOCK_JOURNAL_SIZE": "2",
     }
     mock = running(env=env)
+    assert mock.call("GET", "/health?first", headers={"X-Crm-Key": CANARY})[0] == 200
     assert mock.call("GET", "/health", headers={"X-Crm-Key": CANARY})[0] == 200
     assert mock.call("GET", "/users", headers={"X-Crm-Key": CANARY})[0] == 404
+    _, journal = mock.call("GET", "/__admin/journal", headers={"X-Admin-Token": "env-admin-token"})
+    assert [entry["path"] for entry in journal["entries"]] == ["/users", "/health"]
     _, faults = mock.call("GET", "/__admin/faults", headers={"X-Admin-Token": "env-admin-token"})
     assert [f["spec"] for f in faults["faults"]] == ["TASK-GET-UNKNOWN", "latency:ms=1,jitter=0"]
     code, _, err = mock.stop()
