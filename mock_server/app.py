@@ -12,6 +12,7 @@ Error handling, in one place:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import falcon
@@ -25,10 +26,10 @@ from mock_server.errors import ApiError, DropConnection, InternalError, describe
 from mock_server.faults import FaultState, parse_faults
 from mock_server.inspector import Inspector
 from mock_server.journal import Journal
-from mock_server.middleware import Gate, JournalRecorder, is_tool_path
+from mock_server.middleware import Gate, HealthShortcut, JournalRecorder, is_tool_path
+from mock_server.resources import health
 from mock_server.resources.activities import Activities
 from mock_server.resources.associations import Associations
-from mock_server.resources.health import Health
 from mock_server.resources.records import COMPANIES, CONTACTS, Records, RecordSync
 from mock_server.resources.tasks import TaskBatch, TaskItem, Tasks, TaskViews
 from mock_server.resources.users import Users
@@ -36,7 +37,7 @@ from mock_server.runtime import Clock, IdSource, Runtime, note, utc_now, uuid_id
 from mock_server.storage import Kind, MemoryStore, Record, Store
 from mock_server.validation import Validators
 
-__all__ = ["create_app", "initial_records", "spec_example_users"]
+__all__ = ["MockApp", "create_app", "initial_records", "spec_example_users"]
 
 logger = logging.getLogger("mock_server")
 
@@ -74,6 +75,19 @@ class _ErrorSerializer:
             return
         resp.content_type = falcon.MEDIA_JSON
         resp.data = error_body(title, message)
+
+
+class MockApp(falcon.App[falcon.Request, falcon.Response]):
+    """The Falcon app with the health shortcut in front (see ``middleware.HealthShortcut``)."""
+
+    shortcut: HealthShortcut | None = None
+
+    def __call__(self, env: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.shortcut is not None:
+            answer = self.shortcut(env, start_response)
+            if answer is not None:
+                return answer
+        return super().__call__(env, start_response)
 
 
 class _DropHandler:
@@ -128,9 +142,8 @@ def create_app(
     # Journal, transport faults, authentication, LOAD-P95-LATENCY, labels: see middleware.Gate.
     gate = Gate(rt)
     middleware: list[Any] = [gate]
-    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
-        media_type=falcon.MEDIA_JSON, middleware=middleware
-    )
+    app = MockApp(media_type=falcon.MEDIA_JSON, middleware=middleware)
+    app.shortcut = HealthShortcut(rt, gate, dumps(health.ANSWER))
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.set_error_serializer(_ErrorSerializer(rt))
@@ -139,7 +152,7 @@ def create_app(
 
     views = TaskViews(rt)
     task_item = TaskItem(rt, views)
-    app.add_route("/health", Health(rt))
+    app.add_route("/health", health.Health(rt))
     app.add_route("/contacts", Records(rt, CONTACTS))
     app.add_route("/contacts/sync", RecordSync(rt, CONTACTS))
     app.add_route("/companies", Records(rt, COMPANIES))

@@ -577,6 +577,10 @@ class FaultState:
         with self._lock:
             return tuple(self._selections.values())
 
+    def any_active(self) -> bool:
+        """Is any fault switched on? (The plain case is answered by shortcuts; see HealthShortcut.)"""
+        return bool(self._selections)
+
     def active(self, fault_id: str) -> bool:
         if fault_id not in FAULTS:
             # A typo in a fault id would silently never fire; make it loud in tests instead.

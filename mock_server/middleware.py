@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import falcon
@@ -50,6 +51,7 @@ __all__ = [
     "AnswerLabels",
     "Authentication",
     "Gate",
+    "HealthShortcut",
     "JournalRecorder",
     "SlowUnderLoad",
     "TransportFaults",
@@ -200,11 +202,34 @@ class JournalRecorder:
         raw_body: bytes | None = getattr(req.context, "raw_body", None)
         if raw_body is None:
             raw_body = _unread_body(req, rt.config.max_body_bytes)
-        # What the entry needs, taken now (the request and answer objects are reused or gone later);
-        # the redaction and cutting wait until someone reads the journal.
+        self.keep(
+            method=req.method,
+            uri=req.relative_uri,
+            request_headers=req.headers,
+            status=status,
+            raw_body=raw_body,
+            body=body,
+            response_headers=dict(headers or {}),
+            why=why,
+            duration_ms=duration_ms,
+        )
+
+    def keep(
+        self,
+        *,
+        method: str,
+        uri: str,
+        request_headers: Mapping[str, str],
+        status: int,
+        raw_body: bytes | None,
+        body: bytes | None,
+        response_headers: Mapping[str, str],
+        why: str,
+        duration_ms: float,
+    ) -> None:
+        """Journal one API exchange, as seen; redacting and cutting wait until someone reads it."""
+        rt = self._rt
         moment = rt.clock()
-        method, uri, request_headers = req.method, req.relative_uri, req.headers
-        response_headers = dict(headers or {})
 
         def build() -> JournalEntry:
             redactor = self._redactor
@@ -278,10 +303,19 @@ class SlowUnderLoad:
         self._lock = threading.Lock()
         self._in_flight = 0
 
-    def before(self, req: falcon.Request) -> None:
+    def enter(self) -> int:
+        """Count one more request in flight; return how many others were."""
         with self._lock:
             others = self._in_flight
             self._in_flight += 1
+        return others
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def before(self, req: falcon.Request) -> None:
+        others = self.enter()
         req.context.counted_in_flight = True
         if others and self._rt.active("LOAD-P95-LATENCY"):
             note(req, f"fault LOAD-P95-LATENCY ({OVERLAP_DELAY_MS} ms: {others} other request(s) in flight)")
@@ -292,8 +326,7 @@ class SlowUnderLoad:
         # counted is uncounted.
         if getattr(req.context, "counted_in_flight", False):
             req.context.counted_in_flight = False
-            with self._lock:
-                self._in_flight -= 1
+            self.leave()
 
 
 class AnswerLabels:
@@ -323,6 +356,10 @@ class Authentication:
         # Encoded once: the configured keys do not change while the app runs.
         self._keys = tuple(key.encode("utf-8") for key in rt.config.api_keys)
         self._header = rt.config.api_key_header
+
+    def key_ok(self, value: str) -> bool:
+        """Is this the value of a configured API key (compared in constant time)?"""
+        return _matches_any(value, self._keys)
 
     def check_admin(self, req: falcon.Request) -> None:
         admin_token = self._rt.config.admin_token
@@ -387,7 +424,7 @@ class Authentication:
             and rt.applies(req, "AUTH-HEADER-CASE-INSENSITIVE")
         ):
             value = None
-        if value is not None and _matches_any(value, self._keys):
+        if value is not None and self.key_ok(value):
             return
         if rt.active("AUTH-OTHER-HEADER") and self._key_elsewhere(req):
             rt.applies(req, "AUTH-OTHER-HEADER")
@@ -419,8 +456,8 @@ class Gate:
     def __init__(self, rt: Runtime) -> None:
         self.recorder = JournalRecorder(rt)
         self._transport = TransportFaults(rt)
-        self._auth = Authentication(rt)
-        self._slow = SlowUnderLoad(rt)
+        self.auth = Authentication(rt)
+        self.slow = SlowUnderLoad(rt)
         self._labels = AnswerLabels(rt)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -428,14 +465,14 @@ class Gate:
         path = req.path
         if is_admin_path(path):
             req.context.tool = True
-            self._auth.check_admin(req)
+            self.auth.check_admin(req)
         elif is_docs_path(path):
             req.context.tool = True
         else:
             req.context.tool = False
             self._transport.before(req)
-            self._auth.check_key(req)
-            self._slow.before(req)
+            self.auth.check_key(req)
+            self.slow.before(req)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -443,5 +480,71 @@ class Gate:
         tool: bool | None = getattr(req.context, "tool", None)
         if not (tool or (tool is None and is_tool_path(req.path))):
             self._labels.after(req, resp)
-            self._slow.after(req)
+            self.slow.after(req)
         self.recorder.after(req, resp)
+
+
+_CONTENT_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+
+
+class HealthShortcut:
+    """``GET /health`` answered in front of Falcon when nothing could make its answer differ.
+
+    The health check is what monitors and load balancers poll, and Falcon's request, routing and
+    response objects cost more than the rest of such an answer. The shortcut takes only the plain
+    case: exactly ``GET /health``, no query, no body, a valid key in the configured header, no fault
+    switched on (any fault may bend auth or /health), the access log off (its line is Falcon's to
+    write). It answers what ``resources.health.Health`` answers and journals the exchange as the
+    Gate would. Anything else returns None and goes through Falcon.
+    """
+
+    def __init__(self, rt: Runtime, gate: Gate, answer: bytes) -> None:
+        self._rt = rt
+        self._gate = gate
+        self._answer = answer
+        self._headers = [("content-type", "application/json"), ("content-length", str(len(answer)))]
+        self._key_name = "HTTP_" + rt.config.api_key_header.upper().replace("-", "_")
+
+    def __call__(self, env: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes] | None:
+        if (
+            env.get("PATH_INFO") != "/health"
+            or env.get("REQUEST_METHOD") != "GET"
+            or env.get("QUERY_STRING")
+            or env.get("SCRIPT_NAME")
+            or env.get("CONTENT_LENGTH", "0") not in ("", "0")
+            or "HTTP_TRANSFER_ENCODING" in env
+        ):
+            return None
+        key = env.get(self._key_name)
+        if (
+            key is None
+            or self._rt.faults.any_active()
+            or access_log.isEnabledFor(logging.INFO)
+            or not self._gate.auth.key_ok(key)
+        ):
+            return None
+        started = time.perf_counter()
+        slow = self._gate.slow
+        slow.enter()  # counted like every API request, should LOAD-P95-LATENCY be switched on
+        try:
+            # Falcon's Request.headers, built the same way: the journal cannot tell the two paths apart.
+            headers = {
+                name[5:].replace("_", "-") if name.startswith("HTTP_") else name.replace("_", "-"): value
+                for name, value in env.items()
+                if name.startswith("HTTP_") or name in _CONTENT_HEADERS
+            }
+            start_response("200 OK", list(self._headers))
+        finally:
+            slow.leave()
+        self._gate.recorder.keep(
+            method="GET",
+            uri="/health",
+            request_headers=headers,
+            status=200,
+            raw_body=None,
+            body=self._answer,
+            response_headers={"content-type": "application/json"},
+            why="ok",
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return [self._answer]

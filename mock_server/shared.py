@@ -181,6 +181,10 @@ class SharedFaultState(FaultState):
         self._sync()
         return super().selections
 
+    def any_active(self) -> bool:
+        self._sync()
+        return super().any_active()
+
     def active(self, fault_id: str) -> bool:
         self._sync()
         return super().active(fault_id)

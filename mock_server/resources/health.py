@@ -7,7 +7,10 @@ import falcon
 from mock_server.errors import NotFound
 from mock_server.runtime import Runtime
 
-__all__ = ["Health"]
+__all__ = ["ANSWER", "Health"]
+
+ANSWER = {"status": "ok"}
+"""What a healthy mock answers (also middleware.HealthShortcut's answer)."""
 
 
 class Health:
@@ -17,4 +20,4 @@ class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self._rt.applies(req, "HEALTH-OK"):
             raise NotFound("This server does not implement a health check.")
-        resp.media = {"status": "ok"}
+        resp.media = dict(ANSWER)
