@@ -610,6 +610,6 @@ def summary_lines(outcome: LoadOutcome, catalogue: Catalogue) -> list[str]:
     else:
         lines.append(
             "No MUST rule broke under load. That is not a PASSED verdict on every rule: load judges what its "
-            "traffic exercises; enginy-conformance run judges every rule."
+            "traffic exercises; enginy-conformance run probes every other rule."
         )
     return lines

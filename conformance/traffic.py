@@ -372,7 +372,7 @@ def summary_lines(session: ProxySession) -> list[str]:
     else:
         lines.append(
             "No MUST rule broke on what went through the proxy. That is not a PASSED verdict: a proxy judges "
-            "only what it sees; enginy-conformance run judges every rule."
+            "only what it sees; enginy-conformance run probes every rule (load judges LOAD-P95-LATENCY)."
         )
     return lines
 
