@@ -65,6 +65,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with hooks builds a new decoder on every call.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def _depth_exceeds(value: Any, limit: int) -> bool:
     # Iterative, so the check itself cannot hit the recursion limit.
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -87,7 +91,9 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError as ex:
         raise MalformedBody(f"The body is not valid UTF-8 (byte {ex.start}).") from ex
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # json.loads names this mistake; the bare decoder would not
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _STRICT.decode(text)
     except json.JSONDecodeError as ex:
         raise MalformedBody(
             f"The body is not valid JSON: {ex.msg} at line {ex.lineno} column {ex.colno}."

@@ -50,3 +50,8 @@ def test_answers_are_compact_utf8_json_and_what_orjson_refuses_is_still_written(
         dumps({"name": "Zoë", "n": [1, 2.5, None, True]}) == '{"name":"Zoë","n":[1,2.5,null,true]}'.encode()
     )
     assert json.loads(dumps({"big": 2**70})) == {"big": 2**70}
+
+
+def test_a_byte_order_mark_is_named_as_the_mistake():
+    with pytest.raises(MalformedBody, match="Unexpected UTF-8 BOM"):
+        parse_json("\ufeff{}".encode())
