@@ -546,13 +546,16 @@ def _serve_workers(
     """Serve with ``workers`` processes on one port (see mock_server.workers and mock_server.shared)."""
     state_dir = Path(tempfile.mkdtemp(prefix="enginy-mock-"))
     try:
+        # Writers of the workers queue on this lock in the kernel, not in SQLite's busy handler.
+        records_lock = state_dir / "records.lock"
         if db is None:
             # Nobody keeps it, so no fsync per write: it dies with the run.
-            store: SqliteStore = SqliteStore(state_dir / "records.db", durable=False)
+            store = SqliteStore(state_dir / "records.db", durable=False, lock=records_lock)
         else:
-            opened = _open_store(db)
-            assert isinstance(opened, SqliteStore)
-            store = opened
+            try:
+                store = SqliteStore(db, lock=records_lock)
+            except (sqlite3.Error, OSError) as ex:
+                _usage(f"cannot open --db {db} as a SQLite database: {ex}.")
         state = StateFile(state_dir / "state.db")
         try:
             journal = SharedJournal(state, config.journal_size)
@@ -569,9 +572,11 @@ def _serve_workers(
             # No SQLite connection may cross fork(): each worker opens its own on first use.
             store.disconnect()
             state.disconnect()
+            journal.disconnect()
             supervisor = os.getpid()
 
             def serve(index: int) -> None:
+                journal.as_worker(index)  # a replacement appends to its predecessor's file
                 server = MockServer(
                     app,
                     threads=threads,
