@@ -370,8 +370,20 @@ def exchange(conn: http.client.HTTPConnection, method: str, path: str, body=None
 def test_two_workers_share_one_port_and_each_sees_every_write_at_once(running, tmp_path):
     temp = tmp_path / "tmp"
     temp.mkdir()
+    # Which worker accepts a connection is the kernel's choice (whichever wakes first), and fresh
+    # connections made one after another can all land on one worker. A worker stops accepting at
+    # 22 open connections (the limit counts its listener and wake-up pipe too), so of the 41 held
+    # open below each worker holds some, whatever the kernel prefers.
     mock = running(
-        "--api-key", CANARY, "--admin-token", "adm-token-1", "--workers", "2", env={"TMPDIR": str(temp)}
+        "--api-key",
+        CANARY,
+        "--admin-token",
+        "adm-token-1",
+        "--workers",
+        "2",
+        "--connection-limit",
+        "24",
+        env={"TMPDIR": str(temp)},
     )
     workers = workers_of(mock)
     assert len(workers) == 2
