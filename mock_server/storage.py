@@ -5,8 +5,11 @@ Every record is a JSON object (a ``dict``) with a non-empty string ``id``, filed
 from its pair (``association_id``), which is what makes linking an upsert.
 
 * ``MemoryStore``: dicts behind one lock. The default; gone when the process ends.
-* ``SqliteStore``: one table in a SQLite file (``--db PATH``). Every write commits before the
-  method returns, so an answer the mock has sent survives ``kill -9``.
+* ``SqliteStore``: one table in a SQLite file (``--db PATH``, and the file the workers of
+  ``--workers N`` share). Every write commits before the method returns, so an answer the mock has
+  sent survives ``kill -9``. Each process keeps a read cache of the records it has parsed, valid
+  while ``PRAGMA data_version`` says no other connection has committed; writers of different
+  processes queue on a ``ProcessLock`` (``flock``) rather than in SQLite's sleeping busy handler.
 
 Both are safe to share between waitress's worker threads. Records handed out are shallow copies:
 callers build new dicts rather than mutating nested values in place.
@@ -300,7 +303,31 @@ class SqliteStore:
             self._forget()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, statements: int = 2) -> Iterator[sqlite3.Connection]:
+        """A write: a ``BEGIN IMMEDIATE`` transaction under the process lock, or, for a write of
+        one statement (``statements=1``, atomic on its own), that statement alone.
+
+        Why the difference: every SQLite call hands the GIL over, and in a worker whose other
+        threads want it, getting it back takes a while. A lock held from one call to the next is
+        held through those waits, and the other worker's writers wait too. One statement takes
+        and drops SQLite's write lock inside one call, in C, so it needs no process lock (a
+        collision, rare at a few microseconds a write, sleeps in the busy handler); a transaction
+        spans calls, and there a second writer had better sleep in ``flock`` and wake at once
+        than poll in the busy handler.
+        """
+        if statements == 1:
+            with self._lock:
+                db = self._db
+                try:
+                    # No look at data_version: this write reads nothing, and what it caches is
+                    # right unless another connection commits a change to it, after which the
+                    # next look drops the cache anyway. (update() reads, and looks inside its
+                    # transaction.)
+                    yield db
+                except BaseException:
+                    self._forget()
+                    raise
+            return
         # The thread lock first: the process lock does not tell this process's threads apart.
         with self._lock, self._process_lock.held() if self._process_lock else nullcontext():
             db = self._db
@@ -327,33 +354,40 @@ class SqliteStore:
         # ensure_ascii: a lone surrogate from a JSON escape cannot be encoded as UTF-8 for SQLite.
         return json.dumps(record, separators=(",", ":"))
 
-    def _insert(
-        self, db: sqlite3.Connection, kind: Kind, records: Sequence[Record], conflict: str
-    ) -> set[str]:
-        """Multi-row INSERTs (one statement per few hundred rows, not one per row); the stored keys."""
-        stored: set[str] = set()
+    @staticmethod
+    def _inserts(records: Sequence[Record]) -> int:
+        """How many INSERT statements ``_insert`` runs for these records."""
+        return -(-len(records) // _ROWS_PER_INSERT)
+
+    def _insert(self, db: sqlite3.Connection, kind: Kind, records: Sequence[Record], conflict: str) -> int:
+        """Multi-row INSERTs (one statement per few hundred rows, not one per row); the rows written.
+
+        No RETURNING: its rows are stepped through one call each, and an autocommit statement
+        keeps the write lock until its last step.
+        """
+        before = db.total_changes
         for start in range(0, len(records), _ROWS_PER_INSERT):
             chunk = records[start : start + _ROWS_PER_INSERT]
             values = ",".join(["(?,?,?)"] * len(chunk))
             params = [p for r in chunk for p in (kind, self._key(r["id"]), self._dumps(r))]
-            rows = db.execute(
-                f"INSERT INTO records (kind, id, body) VALUES {values} {conflict} RETURNING id", params
-            )
-            stored.update(key for (key,) in rows)
-        return stored
+            db.execute(f"INSERT INTO records (kind, id, body) VALUES {values} {conflict}", params)
+        return db.total_changes - before
 
     def add(self, kind: Kind, records: Sequence[Record]) -> int:
-        with self._transaction() as db:
+        with self._transaction(statements=self._inserts(records)) as db:
             new = self._insert(db, kind, records, "ON CONFLICT (kind, id) DO NOTHING")
             # The first record of an id is the one inserted; later ones with that id were ignored.
             first: dict[str, Record] = {}
             for record in records:
                 first.setdefault(record["id"], record)
-            self._remember(kind, (dict(r) for i, r in first.items() if self._key(i) in new))
-            return len(new)
+            if new == len(first):
+                self._remember(kind, (dict(r) for r in first.values()))
+            # Else some ids were stored already, and which were not is unknown: nothing is cached
+            # (the cache cannot be wrong for them: an id it holds was stored, so was not inserted).
+            return new
 
     def put(self, kind: Kind, records: Sequence[Record]) -> None:
-        with self._transaction() as db:
+        with self._transaction(statements=self._inserts(records)) as db:
             self._insert(db, kind, records, "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body")
             last = {record["id"]: record for record in records}  # the last record of an id wins
             self._remember(kind, (dict(r) for r in last.values()))
