@@ -546,7 +546,7 @@ def _serve_workers(
     """Serve with ``workers`` processes on one port (see mock_server.workers and mock_server.shared)."""
     state_dir = Path(tempfile.mkdtemp(prefix="enginy-mock-"))
     try:
-        # Writers of the workers queue on this lock in the kernel, not in SQLite's busy handler.
+        # Write transactions of the workers queue on this lock in the kernel, not in SQLite's busy handler.
         records_lock = state_dir / "records.lock"
         if db is None:
             # Nobody keeps it, so no fsync per write: it dies with the run.

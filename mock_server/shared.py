@@ -13,9 +13,9 @@ lives in the run's state directory (a temporary directory the supervisor removes
   was recorded (the monotonic clock is one clock for every process on Linux), ties broken by worker
   then order of recording. Each file keeps the newest ``size`` entries, so the newest ``size`` over
   all workers are always there. A reset on any worker clears it for all: it writes the time of the
-  reset to the state file, and entries stamped before it are no longer read (nor kept: the bound
-  trims them away). A replaced worker (one that died) takes over its predecessor's file, so the
-  entries it had recorded stay;
+  reset to the state file, and entries stamped before it are no longer read (they stay in their
+  file until the bound trims them). A replaced worker (one that died) takes over its
+  predecessor's file, so the entries it had recorded stay;
 * faults switched on at run time: ``SharedFaultState``. The selection is a row of the state file
   (``state.db``); a generation counter in a page of shared memory (mapped before ``fork()``) tells
   a worker, for the price of reading one integer, that ``PUT /__admin/faults`` changed it on another
@@ -26,7 +26,9 @@ lives in the run's state directory (a temporary directory the supervisor removes
 
 Every write transaction to a file that several processes write (the records, the state file) takes a
 ``ProcessLock`` (``flock``) before ``BEGIN IMMEDIATE``: a second writer then sleeps in the kernel
-and wakes the moment the first commits, instead of polling in SQLite's busy handler.
+and wakes the moment the first commits, instead of polling in SQLite's busy handler. Writes of a
+single statement (a create, a journal entry) take no such lock and no BEGIN: SQLite's own lock is
+then held only inside that one call (see ``SqliteStore._transaction``).
 
 Ids need nothing shared: they are random UUIDs (``uuid4`` reads the OS's randomness, fresh in every
 process). Everything here opens its SQLite connection lazily, per process, after the fork.
@@ -177,7 +179,9 @@ class SharedJournal(Journal):
         return self._own[2]
 
     def record(self, entry: JournalEntry) -> None:
-        text = json.dumps(entry.to_json(), separators=(",", ":"))
+        # The fields as they are, not to_json(): dataclasses.asdict deep-copies every value, and
+        # took about as long as the rest of recording. A Mapping that is not a dict becomes one.
+        text = json.dumps(vars(entry), separators=(",", ":"), default=dict)
         with self._lock:
             db = self._own_file()
             # Taken under the lock, so that within one file the stamps grow with seq.

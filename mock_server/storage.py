@@ -8,8 +8,9 @@ from its pair (``association_id``), which is what makes linking an upsert.
 * ``SqliteStore``: one table in a SQLite file (``--db PATH``, and the file the workers of
   ``--workers N`` share). Every write commits before the method returns, so an answer the mock has
   sent survives ``kill -9``. Each process keeps a read cache of the records it has parsed, valid
-  while ``PRAGMA data_version`` says no other connection has committed; writers of different
-  processes queue on a ``ProcessLock`` (``flock``) rather than in SQLite's sleeping busy handler.
+  while ``PRAGMA data_version`` says no other connection has committed; write transactions of
+  different processes queue on a ``ProcessLock`` (``flock``) rather than in SQLite's sleeping busy
+  handler.
 
 Both are safe to share between waitress's worker threads. Records handed out are shallow copies:
 callers build new dicts rather than mutating nested values in place.
@@ -157,10 +158,8 @@ CREATE TABLE IF NOT EXISTS records (
     UNIQUE (kind, id)
 )
 """
-# SQLite limits bound parameters per statement (32766 in current builds, 999 in old ones).
-_CHUNK = 500
-_ROWS_PER_INSERT = 300  # three parameters a row: 900, under the old limit too
-_ROWS_PER_UPDATE = 400  # two a row and the kind: 801
+# SQLite limits bound parameters per statement: 32766 in current builds, 999 in old ones; the store
+# asks its library (the more a statement takes, the fewer calls a batch of 10,000 ids makes).
 # Records the read cache of one process holds before it starts again from empty. A bound, not a
 # tuning knob: a long load test creating tasks must not grow a worker without limit, and refilling
 # costs one SQL read per record, as every read cost before the cache.
@@ -213,12 +212,13 @@ class SqliteStore:
 
     One connection per process behind one lock: waitress threads take turns, which is plenty for a
     mock. Several processes (``enginy-mock --workers N``) share the file: WAL lets readers run beside
-    the one writer, every write is a ``BEGIN IMMEDIATE`` transaction, and a read sees every commit
-    made before it, in whichever process. With ``lock`` (a ``ProcessLock`` file; ``--workers`` puts
-    one in the run's state directory) a writer first takes that lock, so writers of different
-    processes queue in the kernel rather than in SQLite's sleeping busy handler; without it they
-    still queue correctly, on the busy timeout. Each write method is one transaction committed
-    before it returns.
+    the one writer, and a read sees every commit made before it, in whichever process. Each write
+    method is one transaction committed before it returns: a single statement when that is all it
+    takes (a create: one multi-row INSERT), else ``BEGIN IMMEDIATE`` ... ``COMMIT``. With ``lock``
+    (a ``ProcessLock`` file; ``--workers`` puts one in the run's state directory) a transaction
+    first takes that lock, so writers of different processes queue in the kernel rather than in
+    SQLite's sleeping busy handler (see ``_transaction`` for why single statements do not); without
+    it they still queue correctly, on the busy timeout.
 
     The read cache: ``get``, ``get_many`` and ``update`` answer from the records this process has
     already parsed, as long as ``PRAGMA data_version`` is unchanged. It changes whenever another
@@ -250,6 +250,10 @@ class SqliteStore:
         self._version: int | None = None
         with self._transaction() as db:
             db.execute(_SCHEMA)
+            params = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._ids_per_select = params - 1  # and the kind
+        self._rows_per_insert = params // 3
+        self._rows_per_update = (params - 1) // 2
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -354,10 +358,9 @@ class SqliteStore:
         # ensure_ascii: a lone surrogate from a JSON escape cannot be encoded as UTF-8 for SQLite.
         return json.dumps(record, separators=(",", ":"))
 
-    @staticmethod
-    def _inserts(records: Sequence[Record]) -> int:
+    def _inserts(self, records: Sequence[Record]) -> int:
         """How many INSERT statements ``_insert`` runs for these records."""
-        return -(-len(records) // _ROWS_PER_INSERT)
+        return -(-len(records) // self._rows_per_insert)
 
     def _insert(self, db: sqlite3.Connection, kind: Kind, records: Sequence[Record], conflict: str) -> int:
         """Multi-row INSERTs (one statement per few hundred rows, not one per row); the rows written.
@@ -366,8 +369,8 @@ class SqliteStore:
         keeps the write lock until its last step.
         """
         before = db.total_changes
-        for start in range(0, len(records), _ROWS_PER_INSERT):
-            chunk = records[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(records), self._rows_per_insert):
+            chunk = records[start : start + self._rows_per_insert]
             values = ",".join(["(?,?,?)"] * len(chunk))
             params = [p for r in chunk for p in (kind, self._key(r["id"]), self._dumps(r))]
             db.execute(f"INSERT INTO records (kind, id, body) VALUES {values} {conflict}", params)
@@ -398,8 +401,8 @@ class SqliteStore:
         cached = self._cache.get(kind, {})
         missing = [i for i in ids if i not in cached]
         read: dict[str, Record] = {}
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
+        for start in range(0, len(missing), self._ids_per_select):
+            chunk = missing[start : start + self._ids_per_select]
             marks = ",".join("?" * len(chunk))
             # One row holding every body, as a JSON array: a statement that steps once per record
             # hands the GIL over once per record, and in a busy worker each hand-over waits for the
@@ -441,8 +444,8 @@ class SqliteStore:
         with self._transaction() as db:
             changed = [change(dict(record)) for record in self._fetch(db, kind, _first_mentions(ids))]
             # A few statements of many rows, not executemany's step (GIL hand-over) per row.
-            for start in range(0, len(changed), _ROWS_PER_UPDATE):
-                chunk = changed[start : start + _ROWS_PER_UPDATE]
+            for start in range(0, len(changed), self._rows_per_update):
+                chunk = changed[start : start + self._rows_per_update]
                 values = ",".join(["(?,?)"] * len(chunk))
                 db.execute(
                     f"UPDATE records SET body = new.column2 FROM (VALUES {values}) AS new "

@@ -152,3 +152,25 @@ def test_entries_recorded_at_the_same_instant_come_out_in_one_fixed_order(tmp_pa
     in_child(worker(0, "/w1-a", "/w1-b"))
     # Ties: the higher worker first, then the later entry of a file first.
     assert [e.path for e in journal.entries()] == ["/w2-b", "/w2-a", "/w1-b", "/w1-a"]
+
+
+def test_an_entry_reads_back_as_recorded_whatever_mapping_holds_its_headers(tmp_path):
+    from types import MappingProxyType
+
+    journal = SharedJournal(StateFile(tmp_path / "state.db"), size=5)
+    entry = JournalEntry(
+        "2024-01-15T10:00:00.000Z",
+        "POST",
+        "/tasks?x=ü",
+        201,
+        MappingProxyType({"A": "b"}),
+        '{"s":"\\ud800"}',
+        None,
+        "ok; fault X",
+        2.25,
+        {"Content-Type": "application/json"},
+        14,
+        None,
+    )
+    journal.record(entry)
+    assert journal.entries() == [entry]

@@ -259,3 +259,20 @@ def test_the_process_lock_excludes_a_forked_child_using_the_same_object(tmp_path
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert marks.read_text() == "parent\nchild\n"
+
+
+def test_batches_larger_than_one_statement_takes_are_split_and_stay_whole(tmp_path):
+    store = SqliteStore(tmp_path / "mock.db")
+    # As a SQLite built with few parameters per statement would split them (the real split is
+    # at tens of thousands of ids).
+    store._ids_per_select, store._rows_per_insert, store._rows_per_update = 7, 5, 3
+    assert store.add("tasks", [{"id": str(n), "n": 0} for n in range(23)]) == 23
+    store.put("tasks", [{"id": str(n), "n": 1} for n in range(0, 23, 2)])
+    ids = [str(n) for n in range(22, -1, -1)]
+    changed = store.update("tasks", ids, lambda r: {**r, "n": r["n"] + 10})
+    assert [(r["id"], r["n"]) for r in changed] == [(i, 11 if int(i) % 2 == 0 else 10) for i in ids]
+    fresh = SqliteStore(tmp_path / "mock.db")  # no cache: every record read back from the file
+    fresh._ids_per_select = 7
+    assert fresh.get_many("tasks", ids) == changed
+    store.close()
+    fresh.close()
