@@ -285,3 +285,19 @@ def test_8_threads_x_200_creates_give_1600_distinct_readable_tasks(make_live, tm
     assert {task["subject"] for task in tasks} == {f"{s}-{n}" for s in range(8) for n in range(200)}
     store.close()
     assert time.perf_counter() - started < 60
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is not available")
+def test_groups_bound_with_reuse_port_share_one_port():
+    from mock_server.serving import bind_sockets
+
+    first = bind_sockets("127.0.0.1", 0, reuse_port=True)
+    port = first[0].getsockname()[1]
+    second = bind_sockets("127.0.0.1", port, reuse_port=True)
+    try:
+        assert second[0].getsockname()[1] == port
+        with pytest.raises(OSError):
+            bind_sockets("127.0.0.1", port)  # a socket without the option cannot join them
+    finally:
+        for sock in first + second:
+            sock.close()
