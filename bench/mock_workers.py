@@ -1,7 +1,7 @@
 """Throughput of ``enginy-mock --workers N``, side by side in one run: 1 worker vs 2, with wrk.
 
 Not a test. For each configuration it starts the mock (``python -m mock_server --port 0 --threads 8
---log-level warning``, plus the configuration's flags), creates one task to read, and drives each
+--log-level warning``, plus the configuration's flags), creates 100 tasks to read, and drives each
 scenario with ``wrk -t2`` (``apt-get install -y wrk``); the configurations take turns scenario by
 scenario, ``--rounds`` times, so that a noisy neighbour on the box hits them alike, and the table
 shows the median of the rounds.
@@ -54,6 +54,10 @@ def mock(flags: list[str]) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
+def create_tasks(url: str, count: int) -> list[str]:
+    return [create_task(url) for _ in range(count)]
+
+
 def create_task(url: str) -> str:
     request = urllib.request.Request(
         f"{url}/tasks",
@@ -94,6 +98,8 @@ def main() -> None:
         ("GET /health", "GET", "/health", ""),
         ("GET /tasks/{id}", "GET", "/tasks/{id}", ""),
         ("POST /tasks", "POST", "/tasks", '{"subject": "Follow up"}'),
+        # Reads 100 records a request: with workers, what the per-worker read cache is for.
+        ("POST /tasks/batch, 100 ids", "POST", "/tasks/batch", '{"ids": {ids}}'),
     ]
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,13 +107,13 @@ def main() -> None:
             for name, method, path, body in scenarios:
                 for config, flags in CONFIGS.items():
                     with mock([flag.replace("{tmp}", tmp) for flag in flags]) as url:
-                        task_id = create_task(url)
+                        task_ids = create_tasks(url, 100)
                         time.sleep(0.5)  # let every worker reach its poll loop
                         rps = wrk(
                             url,
                             method,
-                            path.replace("{id}", task_id),
-                            body,
+                            path.replace("{id}", task_ids[0]),
+                            body.replace("{ids}", json.dumps(task_ids)),
                             args.duration,
                             args.connections,
                             Path(tmp),

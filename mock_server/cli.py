@@ -10,6 +10,7 @@ import resource
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -565,13 +566,16 @@ def _serve_workers(
     """Serve with ``workers`` processes on one port (see mock_server.workers and mock_server.shared)."""
     state_dir = Path(tempfile.mkdtemp(prefix="enginy-mock-"))
     try:
+        # Write transactions of the workers queue on this lock in the kernel, not in SQLite's busy handler.
+        records_lock = state_dir / "records.lock"
         if db is None:
             # Nobody keeps it, so no fsync per write: it dies with the run.
-            store: SqliteStore = SqliteStore(state_dir / "records.db", durable=False)
+            store = SqliteStore(state_dir / "records.db", durable=False, lock=records_lock)
         else:
-            opened = _open_store(db)
-            assert isinstance(opened, SqliteStore)
-            store = opened
+            try:
+                store = SqliteStore(db, lock=records_lock)
+            except (sqlite3.Error, OSError) as ex:
+                _usage(f"cannot open --db {db} as a SQLite database: {ex}.")
         state = StateFile(state_dir / "state.db")
         try:
             journal = SharedJournal(state, config.journal_size)
@@ -580,23 +584,41 @@ def _serve_workers(
                 app = create_app(config, store=store, journal=journal, faults=faults)
             except MisconfigurationError as ex:
                 _usage(str(ex))
+            # On Linux every worker gets sockets of its own on the one port (SO_REUSEPORT), and the
+            # kernel hashes each new connection to one worker. With one socket shared by all, the
+            # worker that wakes first takes the connection: wrk's 16 connections came out 12/4 in
+            # 3 runs of 8, and a keep-alive connection stays where it landed, so one worker did
+            # three times the other's work. The supervisor keeps every socket open, so the
+            # connections queued for a worker that died wait for its replacement, not lost.
+            # Elsewhere SO_REUSEPORT does not spread connections: one shared socket.
+            spread = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+            groups: list[list[socket.socket]] = []
             try:
-                sockets = bind_sockets(host, port, backlog=limits.backlog)
+                groups.append(bind_sockets(host, port, backlog=limits.backlog, reuse_port=spread))
+                chosen = groups[0][0].getsockname()[1]
+                while spread and len(groups) < workers:
+                    groups.append(bind_sockets(host, chosen, backlog=limits.backlog, reuse_port=True))
             except (OSError, ValueError) as ex:
+                for group in groups:
+                    for sock in group:
+                        sock.close()
                 reason = ex.strerror if isinstance(ex, OSError) and ex.strerror else ex
                 _usage(f"cannot listen on {host}:{port}: {reason}.")
+            sockets = groups[0]
             # No SQLite connection may cross fork(): each worker opens its own on first use.
             store.disconnect()
             state.disconnect()
+            journal.disconnect()
             supervisor = os.getpid()
 
             def serve(index: int) -> None:
+                journal.as_worker(index)  # a replacement appends to its predecessor's file
                 server = MockServer(
                     app,
                     threads=threads,
                     max_body_bytes=config.max_body_bytes,
                     limits=limits,
-                    sockets=sockets,
+                    sockets=groups[index % len(groups)],
                     parent_pid=supervisor,
                 )
                 _serve(server, None, announce=False)
@@ -618,8 +640,9 @@ def _serve_workers(
             code = supervise(
                 workers, serve, started=started, report=lambda line: click.echo(f"{PROG}: {line}", err=True)
             )
-            for sock in sockets:
-                sock.close()
+            for group in groups:
+                for sock in group:
+                    sock.close()
             if code:
                 raise SystemExit(code)
         finally:

@@ -259,12 +259,15 @@ class MockServer:
         self._stop.set()
 
 
-def bind_sockets(host: str, port: int, *, backlog: int = 1024) -> list[socket.socket]:
+def bind_sockets(
+    host: str, port: int, *, backlog: int = 1024, reuse_port: bool = False
+) -> list[socket.socket]:
     """Bind and listen on every address ``host`` resolves to, the way waitress would.
 
-    For ``--workers``: the parent binds, every worker serves the same sockets (pre-fork), so the
-    kernel spreads connections over the workers and one port serves them all. With port 0 the first
-    address picks a free port and the others take the same one. Raises OSError when it cannot bind.
+    For ``--workers``: the parent binds before it forks, so one port serves every worker. With
+    ``reuse_port`` (``SO_REUSEPORT``) several such groups can bind the same port, one per worker,
+    and Linux hashes each new connection to one of them. With port 0 the first address picks a free
+    port and the others take the same one. Raises OSError when it cannot bind.
     """
     bound: list[socket.socket] = []
     try:
@@ -272,6 +275,8 @@ def bind_sockets(host: str, port: int, *, backlog: int = 1024) -> list[socket.so
             sock = socket.socket(family, socktype, proto)
             bound.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if bound[1:] and sockaddr[1] == 0:

@@ -1,9 +1,12 @@
 """``enginy-mock --workers N``: N processes serving one port, supervised by the process the user started.
 
 Pre-fork: the supervisor builds the app once (the spec's validators compiled once), binds the
-listening sockets, closes its SQLite connections and forks N workers. Each serves the inherited
-sockets with its own waitress (the kernel hands each new connection to one of them) and opens its
-own connections to the shared files (see ``mock_server.shared``). The supervisor then only watches:
+listening sockets (on Linux a group per worker on the one port, ``SO_REUSEPORT``: the kernel hashes
+each new connection to one worker; elsewhere one group that every worker accepts from), closes its
+SQLite connections and forks N workers. Each serves its inherited sockets with its own waitress and
+opens its own connections to the shared files (see ``mock_server.shared``). The supervisor keeps
+every socket open, so connections queued for a worker that died wait for its replacement. It then
+only watches:
 
 * SIGINT or SIGTERM stops every worker (SIGTERM, each finishes its in-flight requests), then returns;
 * a worker that dies is reported on stderr (one line) and replaced by a new one; a pool whose

@@ -384,7 +384,11 @@ def test_two_workers_share_one_port_and_each_sees_every_write_at_once(running, t
     writer = http.client.HTTPConnection(host, int(port), timeout=10)
     status, task = exchange(writer, "POST", "/tasks", {"subject": "written once"})
     assert status == 201
-    # Fresh connections, kept open so that /proc shows which worker holds each one.
+    # Fresh connections, kept open so that /proc shows which worker holds each one. Each worker has
+    # a socket of its own on the port and the kernel hashes every connection to one of them, so
+    # all 40 land on one worker once in 2**39 runs. (With one shared socket, whichever worker woke
+    # first took the connection, and made one after another they all went to one worker about one
+    # run in ten.)
     readers = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(40)]
     assert all(exchange(conn, "GET", f"/tasks/{task['id']}") == (200, task) for conn in readers)
     served_by = answering_worker(workers, int(port))

@@ -307,3 +307,19 @@ def test_requests_waiting_for_a_thread_are_reported_once_in_a_while_not_once_eac
     waiting = [r.getMessage() for r in caplog.records if r.name == "mock_server" and "waiting" in r.message]
     assert len(waiting) == 1, waiting
     assert "all 1 threads are busy" in waiting[0]
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is not available")
+def test_groups_bound_with_reuse_port_share_one_port():
+    from mock_server.serving import bind_sockets
+
+    first = bind_sockets("127.0.0.1", 0, reuse_port=True)
+    port = first[0].getsockname()[1]
+    second = bind_sockets("127.0.0.1", port, reuse_port=True)
+    try:
+        assert second[0].getsockname()[1] == port
+        with pytest.raises(OSError):
+            bind_sockets("127.0.0.1", port)  # a socket without the option cannot join them
+    finally:
+        for sock in first + second:
+            sock.close()
