@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,6 +104,34 @@ class Mock:
 
 
 MockFactory = Callable[..., Mock]
+
+
+class Forked:
+    """Work run in a forked process, as a worker of --workers is; a failure there fails the test here."""
+
+    def start(self, work: Callable[[], object]) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                work()
+                code = 0
+            finally:
+                os._exit(code)
+        return pid
+
+    def wait(self, pid: int) -> None:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+    def __call__(self, work: Callable[[], object]) -> None:
+        self.wait(self.start(work))
+
+
+@pytest.fixture
+def in_child() -> Forked:
+    """``in_child(work)``: run ``work()`` in a forked child and wait; ``start``/``wait`` to overlap."""
+    return Forked()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 
@@ -14,22 +15,8 @@ from mock_server.journal import JournalEntry
 from mock_server.shared import SharedFaultState, SharedJournal, StateFile
 
 
-def in_child(work) -> None:
-    """Run ``work()`` in a forked process (as a worker is) and fail here if it failed there."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            work()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_faults_switched_in_one_process_apply_in_another_and_draws_continue_one_sequence(tmp_path):
+def test_faults_switched_in_one_process_apply_in_another_and_draws_continue_one_sequence(tmp_path, in_child):
     state = StateFile(tmp_path / "state.db")
     faults = SharedFaultState(state, parse_faults(["drop-connection:rate=0.5"]), seed=7)
     assert faults.draw("drop-connection") == random.Random("7/drop-connection/0").random()
@@ -45,7 +32,7 @@ def test_faults_switched_in_one_process_apply_in_another_and_draws_continue_one_
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_the_journal_is_one_bounded_newest_first_list_for_every_process(tmp_path):
+def test_the_journal_is_one_bounded_newest_first_list_for_every_process(tmp_path, in_child):
     state = StateFile(tmp_path / "state.db")
     journal = SharedJournal(state, size=3)
 
@@ -65,25 +52,28 @@ def entry_at(path: str) -> JournalEntry:
     return JournalEntry("2024-01-15T10:00:00.000Z", "GET", path, 200, {}, None, "{}", "ok", 1.0)
 
 
+def recording(journal: SharedJournal, index: int, *paths: str) -> Callable[[], None]:
+    """What worker ``index`` does: record one entry per path, in its own journal file."""
+
+    def work() -> None:
+        journal.as_worker(index)
+        for path in paths:
+            journal.record(entry_at(path))
+
+    return work
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_each_worker_appends_to_its_own_file_and_every_process_reads_one_merged_list(tmp_path):
+def test_each_worker_appends_to_its_own_file_and_every_process_reads_one_merged_list(tmp_path, in_child):
     state = StateFile(tmp_path / "state.db")
     journal = SharedJournal(state, size=4)
     state.disconnect()
 
-    def worker(index: int, *paths: str):
-        def work() -> None:
-            journal.as_worker(index)
-            for path in paths:
-                journal.record(entry_at(path))
-
-        return work
-
     # The children run one after another, so this is the order in which the entries were recorded.
-    in_child(worker(0, "/w1-a"))
-    in_child(worker(1, "/w2-a", "/w2-b"))
-    in_child(worker(0, "/w1-b"))  # a replacement of worker 1: appends to the same file
-    in_child(worker(1, "/w2-c"))
+    in_child(recording(journal, 0, "/w1-a"))
+    in_child(recording(journal, 1, "/w2-a", "/w2-b"))
+    in_child(recording(journal, 0, "/w1-b"))  # a replacement of worker 1: appends to the same file
+    in_child(recording(journal, 1, "/w2-c"))
     assert sorted(path.name for path in tmp_path.glob("journal-*.db")) == ["journal-w1.db", "journal-w2.db"]
     # Newest first over both files, and the bound (4) over all workers together.
     assert [e.path for e in journal.entries()] == ["/w2-c", "/w1-b", "/w2-b", "/w2-a"]
@@ -108,7 +98,7 @@ def test_each_workers_file_keeps_only_the_newest_entries_of_the_bound(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_a_reset_on_one_worker_clears_every_workers_entries_and_later_ones_count_again(tmp_path):
+def test_a_reset_on_one_worker_clears_every_workers_entries_and_later_ones_count_again(tmp_path, in_child):
     state = StateFile(tmp_path / "state.db")
     journal = SharedJournal(state, size=10)
     journal.as_worker(0)
@@ -133,23 +123,15 @@ def test_a_reset_on_one_worker_clears_every_workers_entries_and_later_ones_count
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_entries_recorded_at_the_same_instant_come_out_in_one_fixed_order(tmp_path, monkeypatch):
+def test_entries_recorded_at_the_same_instant_come_out_in_one_fixed_order(tmp_path, monkeypatch, in_child):
     # The monotonic clock ticks in nanoseconds, but two workers can still read the same tick.
     monkeypatch.setattr(shared.time, "monotonic_ns", lambda: 1_000)
     state = StateFile(tmp_path / "state.db")
     journal = SharedJournal(state, size=10)
     state.disconnect()
 
-    def worker(index: int, *paths: str):
-        def work() -> None:
-            journal.as_worker(index)
-            for path in paths:
-                journal.record(entry_at(path))
-
-        return work
-
-    in_child(worker(1, "/w2-a", "/w2-b"))
-    in_child(worker(0, "/w1-a", "/w1-b"))
+    in_child(recording(journal, 1, "/w2-a", "/w2-b"))
+    in_child(recording(journal, 0, "/w1-a", "/w1-b"))
     # Ties: the higher worker first, then the later entry of a file first.
     assert [e.path for e in journal.entries()] == ["/w2-b", "/w2-a", "/w1-b", "/w1-a"]
 

@@ -130,20 +130,6 @@ def test_a_failed_change_rolls_the_transaction_back(tmp_path):
 # --- SqliteStore's read cache and process lock (what --workers relies on) ------------------------------
 
 
-def in_child(work) -> None:
-    """Run ``work()`` in a forked process (as a worker is) and fail here if it failed there."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            work()
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
 def selects(store: SqliteStore) -> list[str]:
     """Every SELECT the store's connection runs from now on."""
     seen: list[str] = []
@@ -152,7 +138,7 @@ def selects(store: SqliteStore) -> list[str]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_a_cached_record_gives_way_at_once_to_another_processs_write(tmp_path):
+def test_a_cached_record_gives_way_at_once_to_another_processs_write(tmp_path, in_child):
     path = tmp_path / "mock.db"
     store = SqliteStore(path, durable=False, lock=tmp_path / "records.lock")
     store.add("tasks", [{"id": "a", "n": 0}, {"id": "b", "n": 0}])
@@ -231,7 +217,7 @@ def test_the_temporary_store_skips_fsync_and_the_durable_one_does_not(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
-def test_the_process_lock_excludes_a_forked_child_using_the_same_object(tmp_path):
+def test_the_process_lock_excludes_a_forked_child_using_the_same_object(tmp_path, in_child):
     lock = ProcessLock(tmp_path / "x.lock")
     marks = tmp_path / "marks"
     with lock.held():  # opened here, before the fork: the child must not share this descriptor
@@ -243,21 +229,13 @@ def test_the_process_lock_excludes_a_forked_child_using_the_same_object(tmp_path
         with lock.held(), marks.open("a") as out:
             out.write("child\n")
 
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            child()
-            code = 0
-        finally:
-            os._exit(code)
+    pid = in_child.start(child)
     with lock.held():
         os.write(write, b"x")
         time.sleep(0.3)
         with marks.open("a") as out:
             out.write("parent\n")
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    in_child.wait(pid)
     assert marks.read_text() == "parent\nchild\n"
 
 
