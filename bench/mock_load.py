@@ -23,6 +23,7 @@ Usage::
     python bench/mock_load.py --duration 5 --connections 16 --markdown
     python bench/mock_load.py --against-prism --prism /work/prism/node_modules/.bin/prism
     python bench/mock_load.py --against-prism --workers 1,2 # the mock with 1 and with 2 workers, side by side
+    python bench/mock_load.py --against-prism --workers 1,2 --rounds 3  # interleaved, medians of 3 rounds
 """
 
 from __future__ import annotations
@@ -358,10 +359,19 @@ def main() -> None:
         metavar="N[,N...]",
         help="measure the mock with each of these --workers counts, side by side in the run (e.g. 1,2)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with more than 1: every server up at once, taking turns scenario by scenario, each figure "
+        "the median of the rounds (1: one server at a time, one measurement each)",
+    )
     parser.add_argument("--skip-service-time", action="store_true", help="no in-process batch timings")
     parser.add_argument("--service-time-only", action="store_true", help="only the in-process batch timings")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.serve_bare is not None:
         _serve_bare(args.serve_bare)
         return
@@ -412,37 +422,66 @@ def main() -> None:
             ("prism dynamic", _prism_command(prism, dynamic=True)),
         ]
     results: dict[tuple[str, str], Outcome] = {}
+    rounds: dict[tuple[str, str], list[Outcome]] = {}
+    task_ids = [f"task-bench-{n:05d}" for n in range(SEEDED)]
+    scenarios = _scenarios(task_ids)
+
+    def seed(target: str, url: str) -> None:
+        if target in mocks:
+            seed = {
+                "tasks": [
+                    {"id": task_id, "subject": f"Seeded task {n}", "type": "call"}
+                    for n, task_id in enumerate(task_ids)
+                ]
+            }
+            _call(url, "POST", "/__admin/seed", json.dumps(seed).encode(), {"X-Admin-Token": ADMIN_TOKEN})
+
+    def applies(target: str, scenario: Scenario) -> bool:
+        if (scenario.target == "bare") != (target == "bare"):
+            return False
+        return not (target.startswith("prism") and scenario.name not in SHARED)
+
+    def measure(target: str, url: str, scenario: Scenario, tmp: Path) -> None:
+        if args.warmup:
+            _drive(client, url, scenario, args, tmp, duration=args.warmup)
+        outcome = _drive(client, url, scenario, args, tmp)
+        rounds.setdefault((target, scenario.name), []).append(outcome)
+        print(_line(target, outcome), flush=True)
+
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        # One server at a time, so none of them competes with another for the 2 CPUs.
-        task_ids = [f"task-bench-{n:05d}" for n in range(SEEDED)]
-        scenarios = _scenarios(task_ids)
-        for target, command in targets:
-            with _process(command) as url:
-                if target in mocks:
-                    seed = {
-                        "tasks": [
-                            {"id": task_id, "subject": f"Seeded task {n}", "type": "call"}
-                            for n, task_id in enumerate(task_ids)
-                        ]
-                    }
-                    headers = {"X-Admin-Token": ADMIN_TOKEN}
-                    _call(url, "POST", "/__admin/seed", json.dumps(seed).encode(), headers)
+        if args.rounds == 1:
+            # One server at a time, so none of them competes with another for the 2 CPUs.
+            for target, command in targets:
+                with _process(command) as url:
+                    seed(target, url)
+                    for scenario in scenarios:
+                        if applies(target, scenario):
+                            measure(target, url, scenario, tmp)
+        else:
+            # Every server up at once (idle, they cost nothing that shows) and the targets taking turns
+            # scenario by scenario, who goes first rotating each round: a noisy minute on the box lands
+            # on all of them alike, and each figure is the median of its rounds.
+            urls = {target: stack.enter_context(_process(command)) for target, command in targets}
+            for target, url in urls.items():
+                seed(target, url)
+            names = list(urls)
+            for round_index in range(args.rounds):
+                print(f"round {round_index + 1} of {args.rounds}", flush=True)
+                order = names[round_index % len(names) :] + names[: round_index % len(names)]
                 for scenario in scenarios:
-                    if (scenario.target == "bare") != (target == "bare"):
-                        continue
-                    if target.startswith("prism") and scenario.name not in SHARED:
-                        continue
-                    if args.warmup:
-                        _drive(client, url, scenario, args, tmp, duration=args.warmup)
-                    outcome = _drive(client, url, scenario, args, tmp)
-                    results[(target, scenario.name)] = outcome
-                    print(_line(target, outcome), flush=True)
+                    for target in order:
+                        if applies(target, scenario):
+                            measure(target, urls[target], scenario, tmp)
+    for key, outcomes in rounds.items():
+        middle = statistics.median_low(outcome.requests_per_second for outcome in outcomes)
+        results[key] = next(outcome for outcome in outcomes if outcome.requests_per_second == middle)
     for index, mock_label in enumerate(mocks):
         _report(results, mock_label, args, full_table=index == 0)
     workers = " and ".join(f"{n} worker process{'es' if n > 1 else ''}" for n in args.workers)
     print(
-        f"\nclient: {client}, {args.connections} connections, {args.duration} s per scenario, "
+        f"\nclient: {client}, {args.connections} connections, {args.duration} s per scenario"
+        f"{f', median of {args.rounds} interleaved rounds' if args.rounds > 1 else ''}, "
         f"{os.cpu_count()} CPUs, mock: {workers}, 8 waitress threads, {SEEDED:,} seeded tasks "
         "(MemoryStore with one worker, the shared temporary SQLite store with more)"
     )
