@@ -212,11 +212,11 @@ def _read_seed(path: Path) -> Any:
         _usage(f"--seed-data {path} is not a JSON document: {ex}.")
 
 
-def _open_store(db: Path | None) -> Store:
+def _open_store(db: Path | None, *, lock: Path | None = None) -> Store:
     if db is None:
         return MemoryStore()
     try:
-        return SqliteStore(db)
+        return SqliteStore(db, lock=lock)
     except (sqlite3.Error, OSError) as ex:
         _usage(f"cannot open --db {db} as a SQLite database: {ex}.")
 
@@ -572,10 +572,9 @@ def _serve_workers(
             # Nobody keeps it, so no fsync per write: it dies with the run.
             store = SqliteStore(state_dir / "records.db", durable=False, lock=records_lock)
         else:
-            try:
-                store = SqliteStore(db, lock=records_lock)
-            except (sqlite3.Error, OSError) as ex:
-                _usage(f"cannot open --db {db} as a SQLite database: {ex}.")
+            opened = _open_store(db, lock=records_lock)
+            assert isinstance(opened, SqliteStore)
+            store = opened
         state = StateFile(state_dir / "state.db")
         try:
             journal = SharedJournal(state, config.journal_size)

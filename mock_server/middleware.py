@@ -89,6 +89,12 @@ def is_tool_path(path: str) -> bool:
     return is_admin_path(path) or is_docs_path(path)
 
 
+def _is_tool_request(req: falcon.Request) -> bool:
+    """What the Gate decided for this request; decided here if the Gate never saw it."""
+    tool: bool | None = getattr(req.context, "tool", None)
+    return is_tool_path(req.path) if tool is None else tool
+
+
 def inspector_cookie_value(admin_token: str) -> str:
     """The inspector cookie: derived from the admin token, so the cookie cannot stand in for the token."""
     return hmac.new(admin_token.encode("utf-8"), b"enginy-mock inspector cookie", "sha256").hexdigest()
@@ -196,8 +202,7 @@ class JournalRecorder:
             access_log.info(
                 "%s %s -> %s (%s) %.1fms", req.method, shown_path, status or "dropped", why, duration_ms
             )
-        tool: bool | None = getattr(req.context, "tool", None)  # None: the Gate never saw it
-        if tool or (tool is None and is_tool_path(req.path)):
+        if _is_tool_request(req):
             return
         raw_body: bytes | None = getattr(req.context, "raw_body", None)
         if raw_body is None:
@@ -477,8 +482,7 @@ class Gate:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        tool: bool | None = getattr(req.context, "tool", None)
-        if not (tool or (tool is None and is_tool_path(req.path))):
+        if not _is_tool_request(req):
             self._labels.after(req, resp)
             self.slow.after(req)
         self.recorder.after(req, resp)
